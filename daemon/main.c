@@ -1,0 +1,197 @@
+/*
+ * tegamid: command line, start-up checks, then the libuv loop. Start-up
+ * failures (bad options, bad config, unusable data dir) exit non-zero with a
+ * message; everything after start-up is reported per account and never ends
+ * the process.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "daemon/config.h"
+#include "daemon/daemon.h"
+#include "util/log.h"
+
+enum { EXIT_USAGE = 2, EXIT_CONFIG = 3 };
+
+static void usage(FILE *f) {
+        fputs("Usage: tegamid [OPTIONS]\n"
+              "Keep mail accounts in sync and serve them on the D-Bus session bus.\n\n"
+              "  -c, --config FILE     configuration file (default $XDG_CONFIG_HOME/tegami/config.ini)\n"
+              "  -d, --data-dir DIR    data directory (default $XDG_DATA_HOME/tegami)\n"
+              "      --once            sync every account once, then exit\n"
+              "      --account NAME    with --once: only this account\n"
+              "      --check-config    validate the configuration and exit\n"
+              "  -l, --log-level LVL   error, warning, notice, info (default) or debug\n"
+              "  -V, --version         print the version and exit\n"
+              "  -h, --help            print this help and exit\n",
+              f);
+}
+
+static char *default_data_dir(void) {
+        const char *x = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+        char *r = NULL;
+
+        if (x && *x == '/')
+                return asprintf(&r, "%s/tegami", x) < 0 ? NULL : r;
+        if (!home || !*home)
+                return NULL;
+        return asprintf(&r, "%s/.local/share/tegami", home) < 0 ? NULL : r;
+}
+
+/* Creates dir (and missing parents) private to the user. */
+static int make_private_dir(const char *dir) {
+        _cleanup_free_ char *copy = strdup(dir);
+        struct stat st;
+
+        if (!copy)
+                return -ENOMEM;
+        for (char *p = copy + 1; *p; p++)
+                if (*p == '/') {
+                        *p = '\0';
+                        if (mkdir(copy, 0700) < 0 && errno != EEXIST)
+                                return -errno;
+                        *p = '/';
+                }
+        if (mkdir(copy, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        if (stat(copy, &st) < 0)
+                return -errno;
+        if (!S_ISDIR(st.st_mode))
+                return -ENOTDIR;
+        return 0;
+}
+
+int main(int argc, char **argv) {
+        enum { OPT_ONCE = 0x100, OPT_ACCOUNT, OPT_CHECK };
+        static const struct option opts[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "data-dir", required_argument, NULL, 'd' },
+                { "once", no_argument, NULL, OPT_ONCE },
+                { "account", required_argument, NULL, OPT_ACCOUNT },
+                { "check-config", no_argument, NULL, OPT_CHECK },
+                { "log-level", required_argument, NULL, 'l' },
+                { "version", no_argument, NULL, 'V' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        _cleanup_free_ char *config_path = NULL, *data_dir = NULL, *err = NULL;
+        const char *account = NULL;
+        bool once = false, check = false;
+        Config *config = NULL;
+        Daemon d;
+        uv_loop_t loop;
+        int c, r;
+
+        log_setup(argv[0]);
+        while ((c = getopt_long(argc, argv, "c:d:l:Vh", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'c':
+                        free(config_path);
+                        config_path = strdup(optarg);
+                        break;
+                case 'd':
+                        free(data_dir);
+                        data_dir = strdup(optarg);
+                        break;
+                case OPT_ONCE:
+                        once = true;
+                        break;
+                case OPT_ACCOUNT:
+                        account = optarg;
+                        break;
+                case OPT_CHECK:
+                        check = true;
+                        break;
+                case 'l':
+                        if (log_level_from_string(optarg) < 0) {
+                                log_error("unknown log level \"%s\"", optarg);
+                                return EXIT_USAGE;
+                        }
+                        log_set_max_level(log_level_from_string(optarg));
+                        break;
+                case 'V':
+                        printf("tegamid %s\n", TEGAMI_VERSION);
+                        return 0;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind < argc) {
+                log_error("unexpected argument \"%s\"", argv[optind]);
+                return EXIT_USAGE;
+        }
+        if (account && !once) {
+                log_error("--account is only meaningful with --once");
+                return EXIT_USAGE;
+        }
+        if (sodium_init() < 0) {
+                log_error("libsodium failed to initialise");
+                return EXIT_FAILURE;
+        }
+
+        if (!config_path && !(config_path = config_default_path())) {
+                log_error("no configuration file: pass --config or set HOME");
+                return EXIT_CONFIG;
+        }
+        r = config_load(config_path, &config, &err);
+        if (r < 0) {
+                log_error("%s", err ? err : strerror(-r));
+                return EXIT_CONFIG;
+        }
+        if (account && !config_find_account(config, account)) {
+                log_error("%s: no account \"%s\"", config_path, account);
+                config_free(config);
+                return EXIT_CONFIG;
+        }
+        if (check) {
+                printf("%s: %zu account(s), configuration is valid\n", config_path, config->n_accounts);
+                config_free(config);
+                return 0;
+        }
+
+        if (!data_dir && !(data_dir = default_data_dir())) {
+                log_error("no data directory: pass --data-dir or set HOME");
+                config_free(config);
+                return EXIT_CONFIG;
+        }
+        r = make_private_dir(data_dir);
+        if (r < 0) {
+                log_error("data directory %s: %s", data_dir, strerror(-r));
+                config_free(config);
+                return EXIT_FAILURE;
+        }
+
+        r = uv_loop_init(&loop);
+        if (r < 0) {
+                log_error("event loop: %s", uv_strerror(r));
+                config_free(config);
+                return EXIT_FAILURE;
+        }
+        r = daemon_init(&d, &loop, config, config_path, data_dir);
+        if (r >= 0)
+                r = daemon_start(&d);
+        if (r < 0) {
+                log_error("start-up failed: %s", uv_strerror(r));
+                daemon_stop(&d, EXIT_FAILURE);
+        } else if (once) {
+                log_error("--once: no sync engine is built into this version yet");
+                daemon_stop(&d, EXIT_FAILURE);
+        }
+
+        uv_run(&loop, UV_RUN_DEFAULT);
+        r = d.exit_code;
+        daemon_deinit(&d);
+        if (uv_loop_close(&loop) < 0)
+                log_warning("event loop closed with handles still open");
+        return r;
+}
