@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +37,7 @@ static void on_signal_cb(uv_signal_t *h, int signum) {
         switch (signum) {
         case SIGHUP:
                 log_info("SIGHUP: reloading %s", d->config_path);
-                daemon_reload(d);
+                daemon_reload(d, NULL);
                 break;
         default:
                 log_info("%s: shutting down", strsignal(signum));
@@ -67,14 +68,18 @@ int daemon_start(Daemon *d) {
         return 0;
 }
 
-int daemon_reload(Daemon *d) {
+int daemon_reload(Daemon *d, char **errp) {
         _cleanup_free_ char *err = NULL;
         Config *c = NULL;
         int r;
 
         r = config_load(d->config_path, &c, &err);
         if (r < 0) {
+                if (!err && asprintf(&err, "%s: %s", d->config_path, strerror(-r)) < 0)
+                        err = NULL;
                 log_error("reload rejected, keeping the running configuration: %s", err ? err : strerror(-r));
+                if (errp)
+                        *errp = TAKE_PTR(err);
                 return r;
         }
         config_free(d->config);
@@ -82,6 +87,8 @@ int daemon_reload(Daemon *d) {
         d->n_reloads++;
         log_info("configuration reloaded: %zu account(s)", c->n_accounts);
         log_accounts(c);
+        if (d->listener && d->listener->config_changed)
+                d->listener->config_changed(d->listener_userdata);
         return 0;
 }
 
@@ -92,7 +99,12 @@ static void close_handle(uv_signal_t *h) {
 }
 
 void daemon_stop(Daemon *d, int exit_code) {
+        if (d->stopping)
+                return;
+        d->stopping = true;
         d->exit_code = exit_code;
+        if (d->listener && d->listener->stopping)
+                d->listener->stopping(d->listener_userdata);
         close_handle(&d->sig_term);
         close_handle(&d->sig_int);
         close_handle(&d->sig_hup);

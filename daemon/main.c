@@ -15,6 +15,7 @@
 
 #include "daemon/config.h"
 #include "daemon/daemon.h"
+#include "ipc/server.h"
 #include "util/log.h"
 
 enum { EXIT_USAGE = 2, EXIT_CONFIG = 3 };
@@ -65,6 +66,32 @@ static int make_private_dir(const char *dir) {
         if (!S_ISDIR(st.st_mode))
                 return -ENOTDIR;
         return 0;
+}
+
+/*
+ * Connects to the session bus. Without one tegamid runs on (cron, --once);
+ * when another process owns org.tegami.Mail1 start-up fails with 1. With
+ * --once the name is not taken, so a running tegamid is left alone.
+ */
+static int start_ipc(Daemon *d, uv_loop_t *loop, bool once) {
+        _cleanup_free_ char *err = NULL;
+        IpcServer *s;
+        int r;
+
+        r = ipc_server_new(loop, d, !once, &s, &err);
+        switch (r) {
+        case 0:
+                return 0; /* the server closes itself when the daemon stops */
+        case IPC_SERVER_E_NO_BUS:
+                log_warning("%s: continuing without D-Bus", err ? err : "no session bus");
+                return 0;
+        case IPC_SERVER_E_NAME_TAKEN:
+                log_error("%s", err ? err : "org.tegami.Mail1 is already owned on the session bus");
+                return 1;
+        default:
+                log_error("D-Bus: %s", err ? err : strerror(-r));
+                return 1;
+        }
 }
 
 int main(int argc, char **argv) {
@@ -178,10 +205,15 @@ int main(int argc, char **argv) {
                 return EXIT_FAILURE;
         }
         r = daemon_init(&d, &loop, config, config_path, data_dir);
+        /* The bus name first: a second tegamid stops before saying "running". */
         if (r >= 0)
+                r = start_ipc(&d, &loop, once);
+        if (r == 0)
                 r = daemon_start(&d);
         if (r < 0) {
                 log_error("start-up failed: %s", uv_strerror(r));
+                daemon_stop(&d, EXIT_FAILURE);
+        } else if (r > 0) {
                 daemon_stop(&d, EXIT_FAILURE);
         } else if (once) {
                 log_error("--once: no sync engine is built into this version yet");
@@ -193,5 +225,6 @@ int main(int argc, char **argv) {
         daemon_deinit(&d);
         if (uv_loop_close(&loop) < 0)
                 log_warning("event loop closed with handles still open");
+        ipc_shutdown();
         return r;
 }

@@ -1,0 +1,463 @@
+/*
+ * tegami: the command-line front end. Each run makes one private connection
+ * to the session bus, calls org.tegami.Mail1 synchronously (bus activation
+ * starts tegamid when it is not running), prints the answer for people or as
+ * JSON, and exits: 0 ok, 1 the daemon reported an error, 2 usage, 69 the
+ * daemon or the bus is unavailable. Single-threaded, no event loop.
+ */
+#include <dbus/dbus.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "util/macro.h"
+
+#define BUS_NAME "org.tegami.Mail1"
+#define BUS_PATH "/org/tegami/Mail1"
+#define BUS_IFACE "org.tegami.Mail1"
+
+enum { EXIT_DAEMON = 1, EXIT_USAGE = 2, EXIT_UNAVAILABLE = 69 };
+
+/* One account as the Status call describes it. */
+typedef struct AccountInfo {
+        const char *path, *name, *address, *protocol, *server, *send_server, *state;
+        const char *error_name, *error_message;
+        int64_t last_sync;
+        uint32_t unread, total, outbox_size;
+        uint64_t quota_used, quota_limit;
+} AccountInfo;
+
+typedef struct StatusInfo {
+        const char *version, *state, *config;
+        uint32_t reloads;
+        AccountInfo *accounts;
+        size_t n_accounts;
+} StatusInfo;
+
+static void usage(FILE *f) {
+        fputs("Usage: tegami [--json] COMMAND [ARGS]\n"
+              "Talk to tegamid, the tegami mail sync daemon, over D-Bus.\n\n"
+              "Commands:\n"
+              "  status                 the daemon and every account\n"
+              "  accounts               the configured accounts\n"
+              "  sync [ACCOUNT] [--wait], fetch ACCOUNT [--dry-run], folders ACCOUNT,\n"
+              "  list ACCOUNT FOLDER, show ID [--raw], search QUERY, send [--account A],\n"
+              "  outbox [retry|cancel ID], watch, unlock, rekey\n"
+              "                         not available yet in this version\n\n"
+              "Options:\n"
+              "  -j, --json             print JSON instead of text\n"
+              "  -V, --version          print the version and exit\n"
+              "  -h, --help             print this help and exit\n\n"
+              "Exit status: 0 ok, 1 the daemon reported an error, 2 usage error,\n"
+              "69 tegamid or the session bus is unavailable.\n",
+              f);
+}
+
+/* ---- JSON output ---- */
+
+static void json_string(const char *s) {
+        putchar('"');
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                        printf("\\%c", *p);
+                else if (*p == '\n')
+                        fputs("\\n", stdout);
+                else if (*p == '\t')
+                        fputs("\\t", stdout);
+                else if (*p < 0x20 || *p == 0x7f)
+                        printf("\\u%04x", *p);
+                else
+                        putchar(*p);
+        }
+        putchar('"');
+}
+
+static void json_key(const char *key, bool *first) {
+        if (!*first)
+                putchar(',');
+        *first = false;
+        json_string(key);
+        putchar(':');
+}
+
+static void json_account(const AccountInfo *a) {
+        bool first = true;
+
+        putchar('{');
+        json_key("name", &first), json_string(a->name);
+        json_key("path", &first), json_string(a->path);
+        json_key("address", &first), json_string(a->address);
+        json_key("protocol", &first), json_string(a->protocol);
+        json_key("server", &first), json_string(a->server);
+        json_key("send_server", &first), json_string(a->send_server);
+        json_key("state", &first), json_string(a->state);
+        json_key("last_sync", &first), printf("%" PRId64, a->last_sync);
+        json_key("unread", &first), printf("%" PRIu32, a->unread);
+        json_key("total", &first), printf("%" PRIu32, a->total);
+        json_key("outbox_size", &first), printf("%" PRIu32, a->outbox_size);
+        json_key("quota", &first), printf("{\"used\":%" PRIu64 ",\"limit\":%" PRIu64 "}", a->quota_used,
+                                         a->quota_limit);
+        json_key("last_error", &first);
+        fputs("{\"name\":", stdout), json_string(a->error_name);
+        fputs(",\"message\":", stdout), json_string(a->error_message), putchar('}');
+        putchar('}');
+}
+
+/* ---- reading replies ---- */
+
+static void read_account_props(DBusMessageIter *dict, AccountInfo *a) {
+        static const char empty[] = "";
+        DBusMessageIter entry, v, st;
+
+        a->name = a->address = a->protocol = a->server = a->send_server = a->state = empty;
+        a->error_name = a->error_message = empty;
+        for (; dbus_message_iter_get_arg_type(dict) == DBUS_TYPE_DICT_ENTRY; dbus_message_iter_next(dict)) {
+                const char *key;
+                int t;
+
+                dbus_message_iter_recurse(dict, &entry);
+                dbus_message_iter_get_basic(&entry, &key);
+                dbus_message_iter_next(&entry);
+                dbus_message_iter_recurse(&entry, &v);
+                t = dbus_message_iter_get_arg_type(&v);
+                if (t == DBUS_TYPE_STRING) {
+                        const char **dst = strcmp(key, "Name") == 0         ? &a->name
+                                           : strcmp(key, "Address") == 0    ? &a->address
+                                           : strcmp(key, "Protocol") == 0   ? &a->protocol
+                                           : strcmp(key, "Server") == 0     ? &a->server
+                                           : strcmp(key, "SendServer") == 0 ? &a->send_server
+                                           : strcmp(key, "State") == 0      ? &a->state
+                                                                            : NULL;
+                        if (dst)
+                                dbus_message_iter_get_basic(&v, dst);
+                } else if (t == DBUS_TYPE_UINT32) {
+                        uint32_t *dst = strcmp(key, "Unread") == 0       ? &a->unread
+                                        : strcmp(key, "Total") == 0      ? &a->total
+                                        : strcmp(key, "OutboxSize") == 0 ? &a->outbox_size
+                                                                         : NULL;
+                        if (dst)
+                                dbus_message_iter_get_basic(&v, dst);
+                } else if (t == DBUS_TYPE_INT64 && strcmp(key, "LastSync") == 0) {
+                        dbus_message_iter_get_basic(&v, &a->last_sync);
+                } else if (t == DBUS_TYPE_STRUCT && strcmp(key, "Quota") == 0) {
+                        dbus_message_iter_recurse(&v, &st);
+                        if (dbus_message_iter_get_arg_type(&st) == DBUS_TYPE_UINT64) {
+                                dbus_message_iter_get_basic(&st, &a->quota_used);
+                                dbus_message_iter_next(&st);
+                        }
+                        if (dbus_message_iter_get_arg_type(&st) == DBUS_TYPE_UINT64)
+                                dbus_message_iter_get_basic(&st, &a->quota_limit);
+                } else if (t == DBUS_TYPE_STRUCT && strcmp(key, "LastError") == 0) {
+                        dbus_message_iter_recurse(&v, &st);
+                        if (dbus_message_iter_get_arg_type(&st) == DBUS_TYPE_STRING) {
+                                dbus_message_iter_get_basic(&st, &a->error_name);
+                                dbus_message_iter_next(&st);
+                        }
+                        if (dbus_message_iter_get_arg_type(&st) == DBUS_TYPE_STRING)
+                                dbus_message_iter_get_basic(&st, &a->error_message);
+                }
+        }
+}
+
+/* Parses a Status reply; strings point into reply. False when malformed. */
+static bool read_status(DBusMessage *reply, StatusInfo *st) {
+        DBusMessageIter it, dict, entry, v, arr, s, props;
+        size_t n = 0;
+
+        *st = (StatusInfo){ .version = "", .state = "", .config = "" };
+        if (!dbus_message_has_signature(reply, "a{sv}a(oa{sv})"))
+                return false;
+        dbus_message_iter_init(reply, &it);
+        for (dbus_message_iter_recurse(&it, &dict); dbus_message_iter_get_arg_type(&dict) == DBUS_TYPE_DICT_ENTRY;
+             dbus_message_iter_next(&dict)) {
+                const char *key;
+
+                dbus_message_iter_recurse(&dict, &entry);
+                dbus_message_iter_get_basic(&entry, &key);
+                dbus_message_iter_next(&entry);
+                dbus_message_iter_recurse(&entry, &v);
+                if (dbus_message_iter_get_arg_type(&v) == DBUS_TYPE_STRING) {
+                        if (strcmp(key, "version") == 0)
+                                dbus_message_iter_get_basic(&v, &st->version);
+                        else if (strcmp(key, "state") == 0)
+                                dbus_message_iter_get_basic(&v, &st->state);
+                        else if (strcmp(key, "config") == 0)
+                                dbus_message_iter_get_basic(&v, &st->config);
+                } else if (dbus_message_iter_get_arg_type(&v) == DBUS_TYPE_UINT32 && strcmp(key, "reloads") == 0) {
+                        dbus_message_iter_get_basic(&v, &st->reloads);
+                }
+        }
+        dbus_message_iter_next(&it);
+        dbus_message_iter_recurse(&it, &arr);
+        st->n_accounts = (size_t)dbus_message_iter_get_element_count(&it);
+        st->accounts = calloc(st->n_accounts ? st->n_accounts : 1, sizeof *st->accounts);
+        if (!st->accounts)
+                return false;
+        for (; dbus_message_iter_get_arg_type(&arr) == DBUS_TYPE_STRUCT && n < st->n_accounts;
+             dbus_message_iter_next(&arr), n++) {
+                dbus_message_iter_recurse(&arr, &s);
+                dbus_message_iter_get_basic(&s, &st->accounts[n].path);
+                dbus_message_iter_next(&s);
+                dbus_message_iter_recurse(&s, &props);
+                read_account_props(&props, &st->accounts[n]);
+        }
+        st->n_accounts = n;
+        return true;
+}
+
+/* ---- calling the daemon ---- */
+
+static bool error_means_unavailable(const char *name) {
+        return strcmp(name, DBUS_ERROR_SERVICE_UNKNOWN) == 0 || strcmp(name, DBUS_ERROR_NAME_HAS_NO_OWNER) == 0 ||
+               strcmp(name, DBUS_ERROR_NO_REPLY) == 0 || strcmp(name, DBUS_ERROR_DISCONNECTED) == 0 ||
+               strcmp(name, DBUS_ERROR_TIMEOUT) == 0 || strncmp(name, "org.freedesktop.DBus.Error.Spawn.", 33) == 0;
+}
+
+/* Calls method on the daemon; on failure prints why and returns the exit code. */
+static int call(DBusConnection *conn, const char *method, DBusMessage **replyp) {
+        DBusMessage *m = dbus_message_new_method_call(BUS_NAME, BUS_PATH, BUS_IFACE, method);
+        DBusError e;
+
+        if (!m) {
+                fputs("tegami: out of memory\n", stderr);
+                return EXIT_FAILURE;
+        }
+        dbus_error_init(&e);
+        *replyp = dbus_connection_send_with_reply_and_block(conn, m, DBUS_TIMEOUT_USE_DEFAULT, &e);
+        dbus_message_unref(m);
+        if (*replyp)
+                return 0;
+        if (error_means_unavailable(e.name)) {
+                fprintf(stderr, "tegami: tegamid is not running and could not be started: %s\n", e.message);
+                dbus_error_free(&e);
+                return EXIT_UNAVAILABLE;
+        }
+        fprintf(stderr, "tegami: %s: %s\n", e.name, e.message);
+        dbus_error_free(&e);
+        return EXIT_DAEMON;
+}
+
+static const char *when(int64_t t, char *buf, size_t size) {
+        time_t tt = (time_t)t;
+        struct tm tm;
+
+        if (t <= 0 || !localtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M", &tm) == 0)
+                return "never";
+        return buf;
+}
+
+static int cmd_status(DBusConnection *conn, bool json) {
+        DBusMessage *reply = NULL;
+        StatusInfo st;
+        int r;
+
+        r = call(conn, "Status", &reply);
+        if (r != 0)
+                return r;
+        if (!read_status(reply, &st)) {
+                fprintf(stderr, "tegami: tegamid sent a malformed Status reply (%s)\n",
+                        dbus_message_get_signature(reply));
+                free(st.accounts);
+                dbus_message_unref(reply);
+                return EXIT_DAEMON;
+        }
+        if (json) {
+                bool first = true;
+
+                putchar('{');
+                json_key("version", &first), json_string(st.version);
+                json_key("state", &first), json_string(st.state);
+                json_key("config", &first), json_string(st.config);
+                json_key("reloads", &first), printf("%" PRIu32, st.reloads);
+                json_key("accounts", &first), putchar('[');
+                for (size_t i = 0; i < st.n_accounts; i++) {
+                        if (i)
+                                putchar(',');
+                        json_account(&st.accounts[i]);
+                }
+                puts("]}");
+        } else {
+                printf("tegamid %s: %s, %zu account%s (%s)\n", st.version, st.state, st.n_accounts,
+                       st.n_accounts == 1 ? "" : "s", st.config);
+                for (size_t i = 0; i < st.n_accounts; i++) {
+                        const AccountInfo *a = &st.accounts[i];
+                        char buf[32];
+
+                        printf("  %-16s %-5s %-10s last sync %-16s unread %" PRIu32 "/%" PRIu32, a->name, a->protocol,
+                               a->state, when(a->last_sync, buf, sizeof buf), a->unread, a->total);
+                        if (a->outbox_size)
+                                printf(", %" PRIu32 " in outbox", a->outbox_size);
+                        if (*a->error_name)
+                                printf("\n    error: %s", *a->error_message ? a->error_message : a->error_name);
+                        putchar('\n');
+                }
+        }
+        free(st.accounts);
+        dbus_message_unref(reply);
+        return 0;
+}
+
+static int cmd_accounts(DBusConnection *conn, bool json) {
+        DBusMessage *reply = NULL;
+        StatusInfo st;
+        int r;
+
+        r = call(conn, "Status", &reply);
+        if (r != 0)
+                return r;
+        if (!read_status(reply, &st)) {
+                fprintf(stderr, "tegami: tegamid sent a malformed Status reply\n");
+                free(st.accounts);
+                dbus_message_unref(reply);
+                return EXIT_DAEMON;
+        }
+        if (json) {
+                putchar('[');
+                for (size_t i = 0; i < st.n_accounts; i++) {
+                        if (i)
+                                putchar(',');
+                        json_account(&st.accounts[i]);
+                }
+                puts("]");
+        } else if (st.n_accounts == 0) {
+                puts("no accounts configured");
+        } else {
+                printf("%-16s %-5s %-32s %-32s %s\n", "NAME", "PROTO", "SERVER", "SENDING", "ADDRESS");
+                for (size_t i = 0; i < st.n_accounts; i++) {
+                        const AccountInfo *a = &st.accounts[i];
+
+                        printf("%-16s %-5s %-32s %-32s %s\n", a->name, a->protocol, a->server,
+                               *a->send_server ? a->send_server : "-", a->address);
+                }
+        }
+        free(st.accounts);
+        dbus_message_unref(reply);
+        return 0;
+}
+
+/* The session bus address as tegamid looks it up (ipc/server.c): the
+ * environment, else $XDG_RUNTIME_DIR/bus. NULL when there is none. */
+static char *session_bus_address(void) {
+        const char *e = getenv("DBUS_SESSION_BUS_ADDRESS"), *run = getenv("XDG_RUNTIME_DIR");
+        struct stat st;
+        char *r = NULL;
+
+        if (e && *e)
+                return strdup(e);
+        if (run && *run == '/' && asprintf(&r, "%s/bus", run) >= 0) {
+                bool ok = stat(r, &st) == 0 && S_ISSOCK(st.st_mode);
+
+                free(r);
+                r = NULL;
+                if (ok && asprintf(&r, "unix:path=%s/bus", run) < 0)
+                        r = NULL;
+        }
+        return r;
+}
+
+/* A private connection (never libdbus' shared one: it is closed and freed
+ * before exit, so leak checkers stay quiet). */
+static DBusConnection *connect_session_bus(void) {
+        _cleanup_free_ char *address = session_bus_address();
+        DBusConnection *conn;
+        DBusError e;
+
+        if (!address) {
+                fputs("tegami: no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set)\n", stderr);
+                return NULL;
+        }
+        dbus_error_init(&e);
+        conn = dbus_connection_open_private(address, &e);
+        if (conn && !dbus_bus_register(conn, &e)) {
+                dbus_connection_close(conn);
+                dbus_connection_unref(conn);
+                conn = NULL;
+        }
+        if (!conn) {
+                fprintf(stderr, "tegami: cannot reach the D-Bus session bus: %s\n", e.message);
+                dbus_error_free(&e);
+                return NULL;
+        }
+        dbus_connection_set_exit_on_disconnect(conn, FALSE);
+        return conn;
+}
+
+int main(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "json", no_argument, NULL, 'j' },
+                { "version", no_argument, NULL, 'V' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        static const char *const later[] = { "sync", "fetch",  "folders", "list",   "show",  "search",
+                                             "send", "outbox", "watch",   "unlock", "rekey" };
+        int (*cmd)(DBusConnection *, bool) = NULL;
+        DBusConnection *conn;
+        bool json = false, bad_option = false;
+        const char *name;
+        int c, r;
+
+        /* Options may come before or after the command ("tegami status --json");
+         * unknown ones are reported once the command is known, so that
+         * "tegami sync --wait" says the command is not available yet. */
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "jVh", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'j':
+                        json = true;
+                        break;
+                case 'V':
+                        printf("tegami %s\n", TEGAMI_VERSION);
+                        return 0;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        bad_option = true;
+                        break;
+                }
+        }
+        if (optind >= argc) {
+                usage(stderr);
+                return EXIT_USAGE;
+        }
+        name = argv[optind];
+        if (strcmp(name, "status") == 0)
+                cmd = cmd_status;
+        else if (strcmp(name, "accounts") == 0)
+                cmd = cmd_accounts;
+        else if (strcmp(name, "help") == 0) {
+                usage(stdout);
+                return 0;
+        } else {
+                for (size_t i = 0; i < ARRAY_SIZE(later); i++)
+                        if (strcmp(name, later[i]) == 0) {
+                                fprintf(stderr, "tegami: \"%s\" is not available yet in this version\n", name);
+                                return EXIT_USAGE;
+                        }
+                fprintf(stderr, "tegami: unknown command \"%s\"; try \"tegami --help\"\n", name);
+                return EXIT_USAGE;
+        }
+        if (bad_option) {
+                fprintf(stderr, "tegami %s: unknown option; try \"tegami --help\"\n", name);
+                return EXIT_USAGE;
+        }
+        if (optind + 1 < argc) {
+                fprintf(stderr, "tegami %s: unexpected argument \"%s\"\n", name, argv[optind + 1]);
+                return EXIT_USAGE;
+        }
+
+        conn = connect_session_bus();
+        if (!conn)
+                return EXIT_UNAVAILABLE;
+        r = cmd(conn, json);
+        dbus_connection_close(conn);
+        dbus_connection_unref(conn);
+        dbus_shutdown();
+        return r;
+}

@@ -1,0 +1,73 @@
+/*
+ * The service API over the Daemon: answers from the running configuration
+ * today, and will answer from the store and the sync engines as they land.
+ * Main (loop) thread only; nothing here blocks except service_reload(), which
+ * reads one small file.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/service.h"
+
+void service_get_status(Daemon *d, ServiceStatus *retp) {
+        *retp = (ServiceStatus){
+                .version = TEGAMI_VERSION,
+                .state = SERVICE_RUNNING,
+                .config_path = d->config_path,
+                .n_reloads = d->n_reloads,
+                .n_accounts = d->config ? d->config->n_accounts : 0,
+        };
+}
+
+static void format_url(char *buf, size_t size, const ServerUrl *u) {
+        bool v6 = strchr(u->host, ':') != NULL;
+
+        snprintf(buf, size, "%s://%s%s%s:%u", server_url_scheme(u), v6 ? "[" : "", u->host, v6 ? "]" : "",
+                 u->port);
+}
+
+static void fill_account(const Account *a, ServiceAccount *retp) {
+        const ServerUrl *in = a->imap.proto ? &a->imap : &a->pop3;
+
+        *retp = (ServiceAccount){
+                .name = a->name,
+                .address = a->address,
+                .protocol = a->imap.proto ? "imap" : "pop3",
+                .state = SERVICE_ACCOUNT_IDLE,
+                .last_error = SERVICE_ERROR_NONE,
+                .last_error_message = "",
+        };
+        format_url(retp->server, sizeof retp->server, in);
+        if (a->smtp.proto)
+                format_url(retp->send_server, sizeof retp->send_server, &a->smtp);
+}
+
+int service_get_account(Daemon *d, size_t i, ServiceAccount *retp) {
+        if (!d->config || i >= d->config->n_accounts)
+                return -ENOENT;
+        fill_account(&d->config->accounts[i], retp);
+        return 0;
+}
+
+int service_find_account(Daemon *d, const char *name, ServiceAccount *retp) {
+        const Account *a = d->config ? config_find_account(d->config, name) : NULL;
+
+        if (!a)
+                return -ENOENT;
+        fill_account(a, retp);
+        return 0;
+}
+
+int service_reload(Daemon *d, char **errp) {
+        return daemon_reload(d, errp);
+}
+
+void service_quit(Daemon *d, int exit_code) {
+        daemon_stop(d, exit_code);
+}
+
+void service_set_listener(Daemon *d, const ServiceListener *l, void *userdata) {
+        d->listener = l;
+        d->listener_userdata = userdata;
+}

@@ -1,0 +1,615 @@
+/*
+ * The methods of tegami's D-Bus objects. ipc/server.c has already matched the
+ * object, the member and the exact signature; each function here validates
+ * the values (lengths, ranges, names), asks the daemon's service API and
+ * builds the reply. Methods whose engines have not landed validate their
+ * arguments and then fail with org.tegami.Mail1.Error.NotSupported: they never
+ * fake a result. Loop thread only.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipc/path.h"
+#include "ipc/props.h"
+#include "ipc/server-private.h"
+
+#define IPC_NAME_MAX 255        /* account names (config allows fewer) */
+#define IPC_FOLDER_MAX 1024     /* bytes of a folder name */
+#define IPC_QUERY_MAX 4096      /* bytes of a search query */
+#define IPC_FLAG_MAX 128        /* bytes of one flag or keyword */
+#define IPC_IDS_MAX 10000       /* ids in one call */
+#define IPC_PAGE_MAX 1000       /* ListMessages limit */
+#define IPC_SEND_BYTES_MAX (1u << 20)
+#define IPC_PASSPHRASE_MAX 4096
+
+DBusMessage *ipc_reply_error(DBusMessage *m, const char *name, const char *fmt, ...) {
+        char buf[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof buf, fmt, ap);
+        va_end(ap);
+        /* Truncation (here or of a quoted argument) may split a character;
+         * libdbus refuses invalid UTF-8, so fall back to ASCII. */
+        if (!dbus_validate_utf8(buf, NULL))
+                for (char *p = buf; *p; p++)
+                        if ((unsigned char)*p >= 0x80)
+                                *p = '?';
+        return dbus_message_new_error(m, name, buf);
+}
+
+/* Copies at most 64 bytes of a caller's string for an error message. */
+static const char *shorten(const char *s, char buf[static 72]) {
+        size_t n = strlen(s);
+
+        if (n <= 64)
+                return s;
+        memcpy(buf, s, 64);
+        memcpy(buf + 64, "...", 4);
+        return buf;
+}
+
+static DBusMessage *reply_not_supported(DBusMessage *m, const char *what) {
+        return ipc_reply_error(m, IPC_ERROR_NOT_SUPPORTED, "%s is not available yet: this tegamid has no %s",
+                               dbus_message_get_member(m), what);
+}
+
+static DBusMessage *reply_invalid(DBusMessage *m, const char *what) {
+        return ipc_reply_error(m, IPC_ERROR_INVALID_ARGS, "%s: %s", dbus_message_get_member(m), what);
+}
+
+/* True when name is a configured account (or "" and allow_all); else *replyp
+ * is the error (NULL on OOM). */
+static bool check_account(IpcServer *s, DBusMessage *m, const char *name, bool allow_all, DBusMessage **replyp) {
+        ServiceAccount a;
+        char buf[72];
+
+        if (!*name && allow_all)
+                return true;
+        if (!*name) {
+                *replyp = reply_invalid(m, "an account name is required");
+                return false;
+        }
+        if (strlen(name) > IPC_NAME_MAX) {
+                *replyp = reply_invalid(m, "account name too long");
+                return false;
+        }
+        if (service_find_account(s->daemon, name, &a) < 0) {
+                *replyp = ipc_reply_error(m, IPC_ERROR_NOT_FOUND, "no account \"%s\"", shorten(name, buf));
+                return false;
+        }
+        return true;
+}
+
+static bool check_folder(DBusMessage *m, const char *folder, DBusMessage **replyp) {
+        if (!*folder || strlen(folder) > IPC_FOLDER_MAX) {
+                *replyp = reply_invalid(m, "folder name must be 1 to 1024 bytes");
+                return false;
+        }
+        return true;
+}
+
+/* Reads an "at" at it: 1..IPC_IDS_MAX non-zero ids. */
+static bool check_ids(DBusMessage *m, DBusMessageIter *it, DBusMessage **replyp) {
+        DBusMessageIter a;
+        const dbus_uint64_t *ids;
+        int n = 0;
+
+        dbus_message_iter_recurse(it, &a);
+        dbus_message_iter_get_fixed_array(&a, &ids, &n);
+        if (n < 1 || n > IPC_IDS_MAX) {
+                *replyp = reply_invalid(m, "between 1 and 10000 message ids are required");
+                return false;
+        }
+        for (int i = 0; i < n; i++)
+                if (ids[i] == 0) {
+                        *replyp = reply_invalid(m, "message id 0 does not exist");
+                        return false;
+                }
+        return true;
+}
+
+/* A flag: "\Word" or an IMAP keyword atom, at most IPC_FLAG_MAX bytes. */
+static bool valid_flag(const char *f) {
+        size_t n = strlen(f);
+
+        if (n == 0 || n > IPC_FLAG_MAX)
+                return false;
+        if (*f == '\\')
+                f++;
+        if (!*f)
+                return false;
+        for (; *f; f++)
+                if ((unsigned char)*f <= ' ' || (unsigned char)*f >= 0x7f || strchr("(){%*\"\\]", *f))
+                        return false;
+        return true;
+}
+
+/* Reads an "as" of flags at it. */
+static bool check_flags(DBusMessage *m, DBusMessageIter *it, DBusMessage **replyp) {
+        DBusMessageIter a;
+        unsigned n = 0;
+
+        for (dbus_message_iter_recurse(it, &a); dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_STRING;
+             dbus_message_iter_next(&a)) {
+                const char *f;
+
+                dbus_message_iter_get_basic(&a, &f);
+                if (++n > 64 || !valid_flag(f)) {
+                        *replyp = reply_invalid(m, n > 64 ? "too many flags" : "malformed flag");
+                        return false;
+                }
+        }
+        return true;
+}
+
+static DBusMessage *reply_empty(DBusMessage *m) {
+        return dbus_message_new_method_return(m);
+}
+
+/* ---- org.freedesktop.DBus.Introspectable ---- */
+
+static DBusMessage *method_introspect(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        _cleanup_free_ char *xml = ipc_server_introspect(s, o);
+        DBusMessage *reply;
+
+        if (!xml)
+                return NULL;
+        reply = dbus_message_new_method_return(m);
+        if (reply && !dbus_message_append_args(reply, DBUS_TYPE_STRING, &xml, DBUS_TYPE_INVALID)) {
+                dbus_message_unref(reply);
+                return NULL;
+        }
+        return reply;
+}
+
+/* ---- org.freedesktop.DBus.Properties ---- */
+
+/* The property table and object of o; false when o has no properties. */
+static bool object_props(IpcServer *s, const IpcObject *o, ServiceStatus *st, const IpcPropertyTable **tp,
+                         const void **objp) {
+        if (o->kind == IPC_OBJECT_MANAGER) {
+                service_get_status(s->daemon, st);
+                *tp = &ipc_props_manager;
+                *objp = st;
+                return true;
+        }
+        if (o->kind == IPC_OBJECT_ACCOUNT) {
+                *tp = &ipc_props_account;
+                *objp = &o->account;
+                return true;
+        }
+        return false;
+}
+
+static bool is_standard_interface(const char *iface) {
+        return strcmp(iface, DBUS_INTERFACE_PROPERTIES) == 0 || strcmp(iface, DBUS_INTERFACE_INTROSPECTABLE) == 0 ||
+               strcmp(iface, DBUS_INTERFACE_PEER) == 0 || strcmp(iface, "org.freedesktop.DBus.ObjectManager") == 0;
+}
+
+static DBusMessage *method_props_get(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        const IpcPropertyTable *t = NULL;
+        const IpcProperty *p;
+        const char *iface, *name;
+        const void *obj = NULL;
+        ServiceStatus st;
+        DBusMessage *reply;
+        DBusMessageIter it;
+        char buf[72];
+
+        if (!dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &iface, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID))
+                return ipc_reply_error(m, DBUS_ERROR_INVALID_ARGS, "Get takes (ss)");
+        if (!object_props(s, o, &st, &t, &obj) || (*iface && strcmp(iface, t->interface) != 0))
+                return ipc_reply_error(m, DBUS_ERROR_UNKNOWN_INTERFACE, "%s has no properties on interface \"%s\"",
+                                       o->path, shorten(iface, buf));
+        p = ipc_props_find(t, name);
+        if (!p)
+                return ipc_reply_error(m, DBUS_ERROR_UNKNOWN_PROPERTY, "%s has no property \"%s\"", t->interface,
+                                       shorten(name, buf));
+        reply = dbus_message_new_method_return(m);
+        if (!reply)
+                return NULL;
+        dbus_message_iter_init_append(reply, &it);
+        if (!ipc_props_append_variant(&it, p, obj)) {
+                dbus_message_unref(reply);
+                return NULL;
+        }
+        return reply;
+}
+
+static DBusMessage *method_props_get_all(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        const IpcPropertyTable *t = NULL;
+        const char *iface;
+        const void *obj = NULL;
+        ServiceStatus st;
+        DBusMessage *reply;
+        DBusMessageIter it, empty;
+        bool mine;
+        char buf[72];
+
+        if (!dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &iface, DBUS_TYPE_INVALID))
+                return ipc_reply_error(m, DBUS_ERROR_INVALID_ARGS, "GetAll takes (s)");
+        mine = object_props(s, o, &st, &t, &obj) && (!*iface || strcmp(iface, t->interface) == 0);
+        if (!mine && !is_standard_interface(iface))
+                return ipc_reply_error(m, DBUS_ERROR_UNKNOWN_INTERFACE, "%s has no interface \"%s\"", o->path,
+                                       shorten(iface, buf));
+        reply = dbus_message_new_method_return(m);
+        if (!reply)
+                return NULL;
+        dbus_message_iter_init_append(reply, &it);
+        if (mine ? !ipc_props_append_all(&it, t, obj, NULL)
+                 : (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &empty) ||
+                    !dbus_message_iter_close_container(&it, &empty))) {
+                dbus_message_unref(reply);
+                return NULL;
+        }
+        return reply;
+}
+
+static DBusMessage *method_props_set(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        const IpcPropertyTable *t = NULL;
+        const char *iface, *name;
+        const void *obj = NULL;
+        ServiceStatus st;
+        DBusMessageIter it;
+        char buf[72];
+
+        dbus_message_iter_init(m, &it);
+        dbus_message_iter_get_basic(&it, &iface);
+        dbus_message_iter_next(&it);
+        dbus_message_iter_get_basic(&it, &name);
+        if (!object_props(s, o, &st, &t, &obj) || (*iface && strcmp(iface, t->interface) != 0))
+                return ipc_reply_error(m, DBUS_ERROR_UNKNOWN_INTERFACE, "%s has no properties on interface \"%s\"",
+                                       o->path, shorten(iface, buf));
+        if (!ipc_props_find(t, name))
+                return ipc_reply_error(m, DBUS_ERROR_UNKNOWN_PROPERTY, "%s has no property \"%s\"", t->interface,
+                                       shorten(name, buf));
+        return ipc_reply_error(m, DBUS_ERROR_PROPERTY_READ_ONLY, "%s.%s is read-only", t->interface, name);
+}
+
+/* ---- org.freedesktop.DBus.ObjectManager ---- */
+
+bool ipc_append_account_interfaces(DBusMessageIter *it, const ServiceAccount *a) {
+        DBusMessageIter ifaces, entry;
+        const char *name = IPC_IFACE_ACCOUNT;
+
+        if (!dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "{sa{sv}}", &ifaces))
+                return false;
+        if (!dbus_message_iter_open_container(&ifaces, DBUS_TYPE_DICT_ENTRY, NULL, &entry) ||
+            !dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &name) ||
+            !ipc_props_append_all(&entry, &ipc_props_account, a, NULL) ||
+            !dbus_message_iter_close_container(&ifaces, &entry)) {
+                dbus_message_iter_abandon_container_if_open(&ifaces, &entry);
+                dbus_message_iter_abandon_container(it, &ifaces);
+                return false;
+        }
+        return dbus_message_iter_close_container(it, &ifaces);
+}
+
+static DBusMessage *method_get_managed_objects(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        DBusMessage *reply = dbus_message_new_method_return(m);
+        DBusMessageIter it, dict, entry;
+        ServiceAccount a;
+
+        if (!reply)
+                return NULL;
+        dbus_message_iter_init_append(reply, &it);
+        if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{oa{sa{sv}}}", &dict))
+                goto oom;
+        for (size_t i = 0; service_get_account(s->daemon, i, &a) == 0; i++) {
+                _cleanup_free_ char *path = ipc_path_from_account(a.name);
+
+                if (!path || !dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry))
+                        goto oom_dict;
+                if (!dbus_message_iter_append_basic(&entry, DBUS_TYPE_OBJECT_PATH, &path) ||
+                    !ipc_append_account_interfaces(&entry, &a) || !dbus_message_iter_close_container(&dict, &entry)) {
+                        dbus_message_iter_abandon_container_if_open(&dict, &entry);
+                        goto oom_dict;
+                }
+        }
+        if (!dbus_message_iter_close_container(&it, &dict))
+                goto oom;
+        return reply;
+oom_dict:
+        dbus_message_iter_abandon_container(&it, &dict);
+oom:
+        dbus_message_unref(reply);
+        return NULL;
+}
+
+/* ---- org.tegami.Mail1: what the daemon answers today ---- */
+
+static bool dict_append(DBusMessageIter *dict, const char *key, int type, const void *value) {
+        char sig[2] = { (char)type, 0 };
+        DBusMessageIter entry, v;
+
+        if (!dbus_message_iter_open_container(dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry))
+                return false;
+        if (!dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &key) ||
+            !dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, sig, &v)) {
+                dbus_message_iter_abandon_container(dict, &entry);
+                return false;
+        }
+        if (!dbus_message_iter_append_basic(&v, type, value)) {
+                dbus_message_iter_abandon_container(&entry, &v);
+                dbus_message_iter_abandon_container(dict, &entry);
+                return false;
+        }
+        return dbus_message_iter_close_container(&entry, &v) && dbus_message_iter_close_container(dict, &entry);
+}
+
+static bool append_daemon_status(DBusMessageIter *it, const ServiceStatus *st) {
+        const char *state = st->state == SERVICE_LOCKED ? "locked" : "running";
+        dbus_uint32_t reloads = st->n_reloads;
+        DBusMessageIter dict;
+
+        if (!dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "{sv}", &dict))
+                return false;
+        if (!dict_append(&dict, "version", DBUS_TYPE_STRING, &st->version) ||
+            !dict_append(&dict, "state", DBUS_TYPE_STRING, &state) ||
+            !dict_append(&dict, "config", DBUS_TYPE_STRING, &st->config_path) ||
+            !dict_append(&dict, "reloads", DBUS_TYPE_UINT32, &reloads)) {
+                dbus_message_iter_abandon_container(it, &dict);
+                return false;
+        }
+        return dbus_message_iter_close_container(it, &dict);
+}
+
+static DBusMessage *method_status(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        DBusMessage *reply = dbus_message_new_method_return(m);
+        DBusMessageIter it, arr, st;
+        ServiceStatus status;
+        ServiceAccount a;
+
+        if (!reply)
+                return NULL;
+        service_get_status(s->daemon, &status);
+        dbus_message_iter_init_append(reply, &it);
+        if (!append_daemon_status(&it, &status) ||
+            !dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "(oa{sv})", &arr))
+                goto oom;
+        for (size_t i = 0; service_get_account(s->daemon, i, &a) == 0; i++) {
+                _cleanup_free_ char *path = ipc_path_from_account(a.name);
+
+                if (!path || !dbus_message_iter_open_container(&arr, DBUS_TYPE_STRUCT, NULL, &st))
+                        goto oom_arr;
+                if (!dbus_message_iter_append_basic(&st, DBUS_TYPE_OBJECT_PATH, &path) ||
+                    !ipc_props_append_all(&st, &ipc_props_account, &a, NULL) ||
+                    !dbus_message_iter_close_container(&arr, &st)) {
+                        dbus_message_iter_abandon_container_if_open(&arr, &st);
+                        goto oom_arr;
+                }
+        }
+        if (!dbus_message_iter_close_container(&it, &arr))
+                goto oom;
+        return reply;
+oom_arr:
+        dbus_message_iter_abandon_container(&it, &arr);
+oom:
+        dbus_message_unref(reply);
+        return NULL;
+}
+
+static DBusMessage *method_reload(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        r = service_reload(s->daemon, &err);
+        if (r < 0)
+                return ipc_reply_error(m, IPC_ERROR_INVALID_CONFIG, "%s", err ? err : "configuration rejected");
+        return reply_empty(m);
+}
+
+/* ---- org.tegami.Mail1: validated, then NotSupported until the engines land ---- */
+
+static DBusMessage *method_sync(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        DBusMessage *reply = NULL;
+        const char *account;
+
+        dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &account, DBUS_TYPE_INVALID);
+        if (!check_account(s, m, account, true, &reply))
+                return reply;
+        return reply_not_supported(m, "sync engine");
+}
+
+static DBusMessage *method_fetch_now(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        DBusMessage *reply = NULL;
+        const char *account;
+        dbus_bool_t dry_run;
+        ServiceAccount a;
+
+        dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &account, DBUS_TYPE_BOOLEAN, &dry_run, DBUS_TYPE_INVALID);
+        if (!check_account(s, m, account, false, &reply))
+                return reply;
+        if (service_find_account(s->daemon, account, &a) == 0 && strcmp(a.protocol, "pop3") != 0)
+                return reply_invalid(m, "FetchNow is for POP3 accounts; use Sync");
+        return reply_not_supported(m, "POP3 engine");
+}
+
+static DBusMessage *method_list_folders(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        DBusMessage *reply = NULL;
+        const char *account;
+
+        dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &account, DBUS_TYPE_INVALID);
+        if (!check_account(s, m, account, false, &reply))
+                return reply;
+        return reply_not_supported(m, "message store");
+}
+
+static DBusMessage *method_list_messages(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        DBusMessage *reply = NULL;
+        const char *account, *folder;
+        dbus_uint64_t offset;
+        dbus_uint32_t limit;
+
+        dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &account, DBUS_TYPE_STRING, &folder, DBUS_TYPE_UINT64,
+                              &offset, DBUS_TYPE_UINT32, &limit, DBUS_TYPE_INVALID);
+        if (!check_account(s, m, account, false, &reply) || !check_folder(m, folder, &reply))
+                return reply;
+        if (limit < 1 || limit > IPC_PAGE_MAX)
+                return reply_invalid(m, "limit must be 1 to 1000");
+        return reply_not_supported(m, "message store");
+}
+
+static DBusMessage *method_by_id(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        dbus_uint64_t id;
+        bool outbox = strstr(dbus_message_get_member(m), "Outbox") != NULL;
+
+        dbus_message_get_args(m, NULL, DBUS_TYPE_UINT64, &id, DBUS_TYPE_INVALID);
+        if (id == 0)
+                return ipc_reply_error(m, IPC_ERROR_NOT_FOUND, "no %s with id 0", outbox ? "outbox entry" : "message");
+        return reply_not_supported(m, outbox ? "outbox" : "message store");
+}
+
+static DBusMessage *method_search(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        DBusMessage *reply = NULL;
+        DBusMessageIter it, dict, entry, v;
+        const char *query;
+
+        dbus_message_iter_init(m, &it);
+        dbus_message_iter_get_basic(&it, &query);
+        if (!*query || strlen(query) > IPC_QUERY_MAX)
+                return reply_invalid(m, "query must be 1 to 4096 bytes");
+        dbus_message_iter_next(&it);
+        for (dbus_message_iter_recurse(&it, &dict); dbus_message_iter_get_arg_type(&dict) == DBUS_TYPE_DICT_ENTRY;
+             dbus_message_iter_next(&dict)) {
+                const char *key, *sv;
+                int type;
+
+                dbus_message_iter_recurse(&dict, &entry);
+                dbus_message_iter_get_basic(&entry, &key);
+                dbus_message_iter_next(&entry);
+                dbus_message_iter_recurse(&entry, &v);
+                type = dbus_message_iter_get_arg_type(&v);
+                if (strcmp(key, "account") == 0 && type == DBUS_TYPE_STRING) {
+                        dbus_message_iter_get_basic(&v, &sv);
+                        if (!check_account(s, m, sv, false, &reply))
+                                return reply;
+                } else if (strcmp(key, "folder") == 0 && type == DBUS_TYPE_STRING) {
+                        dbus_message_iter_get_basic(&v, &sv);
+                        if (!check_folder(m, sv, &reply))
+                                return reply;
+                } else if (!(strcmp(key, "limit") == 0 && type == DBUS_TYPE_UINT32)) {
+                        return reply_invalid(m, "options are \"account\" (s), \"folder\" (s) and \"limit\" (u)");
+                }
+        }
+        return reply_not_supported(m, "search index");
+}
+
+static DBusMessage *method_set_flags(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        DBusMessage *reply = NULL;
+        DBusMessageIter it;
+
+        dbus_message_iter_init(m, &it);
+        if (!check_ids(m, &it, &reply))
+                return reply;
+        dbus_message_iter_next(&it);
+        if (!check_flags(m, &it, &reply))
+                return reply;
+        dbus_message_iter_next(&it);
+        if (!check_flags(m, &it, &reply))
+                return reply;
+        return reply_not_supported(m, "message store");
+}
+
+static DBusMessage *method_move(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        DBusMessage *reply = NULL;
+        DBusMessageIter it;
+        const char *account, *folder;
+
+        dbus_message_iter_init(m, &it);
+        if (!check_ids(m, &it, &reply))
+                return reply;
+        dbus_message_iter_next(&it);
+        dbus_message_iter_get_basic(&it, &account);
+        dbus_message_iter_next(&it);
+        dbus_message_iter_get_basic(&it, &folder);
+        if (!check_account(s, m, account, false, &reply) || !check_folder(m, folder, &reply))
+                return reply;
+        return reply_not_supported(m, "message store");
+}
+
+static DBusMessage *method_delete(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        DBusMessage *reply = NULL;
+        DBusMessageIter it;
+
+        dbus_message_iter_init(m, &it);
+        if (!check_ids(m, &it, &reply))
+                return reply;
+        return reply_not_supported(m, "message store");
+}
+
+/* The fd of Send is never read: libdbus closes its copy with the message. */
+static DBusMessage *method_send(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        DBusMessage *reply = NULL;
+        DBusMessageIter it;
+        const char *account;
+
+        dbus_message_iter_init(m, &it);
+        dbus_message_iter_get_basic(&it, &account);
+        if (!check_account(s, m, account, true, &reply))
+                return reply;
+        if (dbus_message_has_signature(m, "say")) {
+                DBusMessageIter a;
+                const char *bytes;
+                int n = 0;
+
+                dbus_message_iter_next(&it);
+                dbus_message_iter_recurse(&it, &a);
+                dbus_message_iter_get_fixed_array(&a, &bytes, &n);
+                if (n < 1 || (unsigned)n > IPC_SEND_BYTES_MAX)
+                        return reply_invalid(m, "the message must be 1 byte to 1 MiB; pass larger ones to Send");
+        }
+        return reply_not_supported(m, "outbox");
+}
+
+static DBusMessage *method_list_outbox(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        return reply_not_supported(m, "outbox");
+}
+
+static DBusMessage *method_unlock(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        DBusMessageIter it, a;
+        const char *bytes;
+        int n = 0;
+
+        dbus_message_iter_init(m, &it);
+        dbus_message_iter_recurse(&it, &a);
+        dbus_message_iter_get_fixed_array(&a, &bytes, &n);
+        if (n < 1 || n > IPC_PASSPHRASE_MAX)
+                return reply_invalid(m, "the passphrase must be 1 to 4096 bytes");
+        return reply_not_supported(m, "encrypted store");
+}
+
+#define ALL (IPC_OBJECT_PARENT | IPC_OBJECT_MANAGER | IPC_OBJECT_ACCOUNT_DIR | IPC_OBJECT_ACCOUNT)
+#define WITH_PROPS (IPC_OBJECT_MANAGER | IPC_OBJECT_ACCOUNT)
+#define MGR IPC_OBJECT_MANAGER
+#define M1 IPC_IFACE_MANAGER
+
+const IpcMethod ipc_methods[] = {
+        { ALL, DBUS_INTERFACE_INTROSPECTABLE, "Introspect", "", method_introspect },
+        { WITH_PROPS, DBUS_INTERFACE_PROPERTIES, "Get", "ss", method_props_get },
+        { WITH_PROPS, DBUS_INTERFACE_PROPERTIES, "GetAll", "s", method_props_get_all },
+        { WITH_PROPS, DBUS_INTERFACE_PROPERTIES, "Set", "ssv", method_props_set },
+        { MGR, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", "", method_get_managed_objects },
+        { MGR, M1, "Status", "", method_status },
+        { MGR, M1, "Sync", "s", method_sync },
+        { MGR, M1, "FetchNow", "sb", method_fetch_now },
+        { MGR, M1, "ListFolders", "s", method_list_folders },
+        { MGR, M1, "ListMessages", "sstu", method_list_messages },
+        { MGR, M1, "GetMessage", "t", method_by_id },
+        { MGR, M1, "Search", "sa{sv}", method_search },
+        { MGR, M1, "SetFlags", "atasas", method_set_flags },
+        { MGR, M1, "Move", "atss", method_move },
+        { MGR, M1, "Delete", "at", method_delete },
+        { MGR, M1, "Send", "sh", method_send },
+        { MGR, M1, "SendBytes", "say", method_send },
+        { MGR, M1, "ListOutbox", "", method_list_outbox },
+        { MGR, M1, "RetryOutbox", "t", method_by_id },
+        { MGR, M1, "CancelOutbox", "t", method_by_id },
+        { MGR, M1, "Unlock", "ay", method_unlock },
+        { MGR, M1, "Reload", "", method_reload },
+};
+
+const size_t ipc_n_methods = ARRAY_SIZE(ipc_methods);

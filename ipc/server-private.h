@@ -1,0 +1,74 @@
+/*
+ * Internals shared by ipc/server.c (connection, dispatch, introspection,
+ * change signals) and ipc/methods.c (the method implementations). Nothing
+ * outside ipc/ includes this.
+ */
+#pragma once
+
+#include <dbus/dbus.h>
+#include <stdbool.h>
+
+#include "daemon/service.h"
+#include "ipc/bus-uv.h"
+#include "ipc/server.h"
+#include "util/macro.h"
+
+#define IPC_ERROR_INVALID_ARGS "org.tegami.Mail1.Error.InvalidArgs"
+#define IPC_ERROR_NOT_FOUND "org.tegami.Mail1.Error.NotFound"
+#define IPC_ERROR_NOT_SUPPORTED "org.tegami.Mail1.Error.NotSupported"
+#define IPC_ERROR_INVALID_CONFIG "org.tegami.Mail1.Error.InvalidConfig"
+
+/* What a client was last told about one account, to compute change signals. */
+typedef struct IpcAccountSnap {
+        ServiceAccount a; /* a.name and a.address point at the copies below */
+        char *name, *address;
+        char *last_error_message;
+} IpcAccountSnap;
+
+struct IpcServer {
+        Daemon *daemon;
+        DBusConnection *conn; /* private connection, one reference */
+        BusUv *bus;
+        bool exported; /* objects registered and name owned */
+        bool closing;
+        IpcAccountSnap *snaps;
+        size_t n_snaps;
+};
+
+/* The kinds of object tegamid serves. */
+typedef enum IpcObjectKind {
+        IPC_OBJECT_PARENT = 1 << 0,      /* "/", "/org", "/org/tegami": children only */
+        IPC_OBJECT_MANAGER = 1 << 1,     /* /org/tegami/Mail1 */
+        IPC_OBJECT_ACCOUNT_DIR = 1 << 2, /* /org/tegami/Mail1/account */
+        IPC_OBJECT_ACCOUNT = 1 << 3,     /* /org/tegami/Mail1/account/NAME */
+} IpcObjectKind;
+
+typedef struct IpcObject {
+        IpcObjectKind kind;
+        const char *path;
+        const char *child;      /* IPC_OBJECT_PARENT: its one child element */
+        ServiceAccount account; /* IPC_OBJECT_ACCOUNT */
+} IpcObject;
+
+/* Returns the reply (method return or error), or NULL when out of memory. */
+typedef DBusMessage *(*IpcMethodFn)(IpcServer *s, DBusMessage *m, const IpcObject *o);
+
+typedef struct IpcMethod {
+        unsigned kinds; /* IpcObjectKind bits of the objects that have it */
+        const char *interface;
+        const char *member;
+        const char *signature;
+        IpcMethodFn fn;
+} IpcMethod;
+
+extern const IpcMethod ipc_methods[];
+extern const size_t ipc_n_methods;
+
+/* An error reply; the message is made valid UTF-8. NULL on OOM. */
+DBusMessage *ipc_reply_error(DBusMessage *m, const char *name, const char *fmt, ...) _printf_(3, 4);
+
+/* Introspection XML for o (malloc'd); NULL on OOM. */
+char *ipc_server_introspect(IpcServer *s, const IpcObject *o);
+
+/* Appends the a{sa{sv}} interfaces-and-properties dictionary of an account. */
+bool ipc_append_account_interfaces(DBusMessageIter *it, const ServiceAccount *a);
