@@ -10,6 +10,10 @@ import pytest
 
 TEGAMID = os.environ.get("TEGAMID", "build/daemon/tegamid")
 
+# These tests are about the process, not D-Bus: keep a developer's desktop bus
+# (and a tegamid running on it) out of them.
+os.environ.pop("DBUS_SESSION_BUS_ADDRESS", None)
+
 GOOD = """[store]
 key = file
 
