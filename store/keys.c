@@ -33,7 +33,7 @@
 
 #include "store/crypt-vfs.h"
 #include "store/keys.h"
-#include "store/secret-service.h"
+#include "util/secret-service.h"
 #include "util/macro.h"
 
 #define WRAP_MAGIC   "TGKWRAP1"
@@ -281,9 +281,15 @@ static int kek_from_file(Keys *k, bool create) {
 
 /* KEK from the Secret Service item of this store; stores a new random one when create and none exists. */
 static int kek_from_secret_service(Keys *k, bool create) {
+        const SecretAttr attrs[] = {
+                { "application", "tegami" },
+                { "purpose", "store-key" },
+                { "store", k->abs },
+        };
+        _cleanup_free_ char *label = NULL;
         uint8_t *secret = NULL;
         size_t n = 0;
-        int r = secret_service_lookup(k->abs, &secret, &n, k->errp);
+        int r = secret_service_lookup(attrs, ARRAY_SIZE(attrs), &secret, &n, k->errp);
 
         if (r == 0 && n == KEY)
                 memcpy(k->kek, secret, KEY);
@@ -299,8 +305,12 @@ static int kek_from_secret_service(Keys *k, bool create) {
                 keys_error(k, "no Secret Service item for store %s (application=tegami purpose=store-key)", k->abs);
                 return KEYS_E_MISSING;
         }
+        if (asprintf(&label, "tegami store key (%s)", k->abs) < 0) {
+                label = NULL;
+                return -ENOMEM;
+        }
         randombytes_buf(k->kek, KEY);
-        return secret_service_store(k->abs, k->kek, KEY, k->errp);
+        return secret_service_store(attrs, ARRAY_SIZE(attrs), label, k->kek, KEY, k->errp);
 }
 
 /* KEK = Argon2id(passphrase) with the salt and costs in raw. */

@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "daemon/net/cred.h"
-#include "daemon/net/secret-service.h"
+#include "util/secret-service.h"
 #include "util/secret.h"
 
 #define SECRET_MAX 8192
@@ -250,15 +250,32 @@ static int start_command(CredRequest *r) {
 
 static void work_cb(uv_work_t *w) {
         CredRequest *r = container_of(w, CredRequest, work);
-        char *secret = NULL;
+        const SecretAttr attrs[] = { { "service", "tegami" }, { "account", r->account } };
+        _cleanup_free_ char *err = NULL;
+        uint8_t *secret = NULL;
+        size_t n = 0;
 
-        r->status = secret_service_lookup("tegami", r->account, (int)r->timeout_ms, &secret, r->error,
-                                          sizeof r->error);
-        if (r->status == 0) {
-                r->n_buf = strnlen(secret, SECRET_MAX - 1);
+        r->status = secret_service_lookup(attrs, ARRAY_SIZE(attrs), &secret, &n, &err);
+        if (r->status == SECRET_SERVICE_E_NOT_FOUND) {
+                r->status = -ENOENT;
+                snprintf(r->error, sizeof r->error,
+                         "no password found in the Secret Service; store one with: "
+                         "secret-tool store --label='tegami %s' service tegami account %s",
+                         r->account, r->account);
+        } else if (r->status < 0)
+                snprintf(r->error, sizeof r->error, "%s", err ? err : strerror(-r->status));
+        else if (n == 0 || memchr(secret, '\0', n)) {
+                r->status = -ENOENT;
+                snprintf(r->error, sizeof r->error, "the Secret Service item is empty or not text");
+        } else {
+                /* The first line only, like password_command's output. */
+                r->n_buf = 0;
+                while (r->n_buf < n && r->n_buf < SECRET_MAX - 1 && secret[r->n_buf] != '\n' && secret[r->n_buf])
+                        r->n_buf++;
                 memcpy(r->buf, secret, r->n_buf);
-                secret_free(secret);
         }
+        if (secret)
+                sodium_free(secret);
 }
 
 static void after_work_cb(uv_work_t *w, int status) {

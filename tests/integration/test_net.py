@@ -283,9 +283,10 @@ def test_secret_never_logged(sandbox, tmp_path):
     assert secret not in r.out + r.err, r
 
 
+START_KEYRING = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness", "start-keyring")
 KEYRING_SH = """\
 set -e
-echo -n keyring-pass | gnome-keyring-daemon --unlock --components=secrets --daemonize >/dev/null
+"$START_KEYRING" keyring-pass
 if [ -n "$STORE" ]; then printf %s "$STORE" | secret-tool store --label=tegami service tegami account work; fi
 exec "$@"
 """
@@ -301,7 +302,8 @@ def keyring_env(tmp_path):
     runtime.mkdir(mode=0o700)
     script = tmp_path / "keyring.sh"
     script.write_text(KEYRING_SH)
-    return {"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime)}, ["dbus-run-session", "--", "sh", str(script)]
+    return ({"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime), "START_KEYRING": START_KEYRING},
+            ["dbus-run-session", "--", "sh", str(script)])
 
 
 def test_secret_service(sandbox, tmp_path, keyring_env):

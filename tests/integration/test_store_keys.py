@@ -12,14 +12,11 @@ import pytest
 
 BUILD = os.environ.get("TEGAMI_BUILD_ROOT", "build")
 HELPER = os.environ.get("TEGAMI_TEST_KEYS_SS", os.path.join(BUILD, "store", "test-keys-secret-service"))
+START_KEYRING = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness", "start-keyring")
 MARKERS = [b"MARKER-ZEBRA-7731", "MARKER-ZEBRA-7731".encode("utf-16-le")]
 
 SESSION = """set -e
-if [ -n "$KEYRING_PASSWORD" ]; then
-    echo -n "$KEYRING_PASSWORD" | gnome-keyring-daemon --unlock --components=secrets --daemonize >/dev/null
-else
-    gnome-keyring-daemon --components=secrets --daemonize </dev/null >/dev/null
-fi
+"$START_KEYRING" "$KEYRING_PASSWORD"
 "$HELPER" "$STEP" "$STORE"
 secret-tool lookup application tegami purpose store-key store "$STORE" | wc -c
 """
@@ -39,6 +36,7 @@ def session(tmp_path, step, home="home", password="pw"):
         "HOME": str(tmp_path / home),
         "XDG_RUNTIME_DIR": str(run),
         "HELPER": HELPER,
+        "START_KEYRING": START_KEYRING,
         "STEP": step,
         "STORE": str(tmp_path / "data" / "mail.db"),
         "KEYRING_PASSWORD": password,

@@ -1,8 +1,9 @@
 /*
  * The freedesktop Secret Service, spoken over a private libdbus connection to
- * the session bus with blocking calls: the key is fetched once, at store open,
- * before the event loop needs the store, so blocking is harmless and keeps
- * libdbus out of the libuv glue (which lives only in ipc/).
+ * the session bus with blocking calls. Callers are the store (its key, fetched
+ * once at open, before the loop needs the store) and the credentials module
+ * (account passwords, from a worker thread), so blocking is harmless and
+ * libdbus stays out of the libuv glue (which lives only in ipc/).
  *
  * The session uses the "plain" algorithm: the bus is a local socket of this
  * user and the provider hands the secret over in the clear either way. The
@@ -21,7 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "store/secret-service.h"
+#include "util/secret-service.h"
 #include "util/macro.h"
 
 #define SS_NAME    "org.freedesktop.secrets"
@@ -30,7 +31,6 @@
 #define SS_ITEM    "org.freedesktop.Secret.Item"
 #define SS_SESSION "org.freedesktop.Secret.Session"
 #define SS_COLL    "org.freedesktop.Secret.Collection"
-#define SS_TIMEOUT 25000 /* ms; an activation may have to start the provider */
 
 typedef struct SecretSession {
         DBusConnection *bus;
@@ -92,6 +92,8 @@ static void ss_disconnect(DBusConnection *bus) {
 }
 
 /* Sends m and waits; NULL on error (reported through errp, naming what). */
+static int ss_timeout_ms = SECRET_SERVICE_TIMEOUT_MS;
+
 static DBusMessage *ss_call(DBusConnection *bus, DBusMessage *m, const char *what, char **errp) {
         DBusError e = DBUS_ERROR_INIT;
         DBusMessage *reply;
@@ -100,7 +102,7 @@ static DBusMessage *ss_call(DBusConnection *bus, DBusMessage *m, const char *wha
                 ss_error(errp, "Secret Service: %s: out of memory", what);
                 return NULL;
         }
-        reply = dbus_connection_send_with_reply_and_block(bus, m, SS_TIMEOUT, &e);
+        reply = dbus_connection_send_with_reply_and_block(bus, m, ss_timeout_ms, &e);
         if (!reply) {
                 ss_error(errp, "Secret Service: %s failed: %s: %s", what, e.name, e.message);
                 dbus_error_free(&e);
@@ -135,6 +137,10 @@ static bool ss_name_is(DBusConnection *bus, const char *method, bool list, char 
                         return true;
         }
         return false;
+}
+
+void secret_service_set_timeout(int timeout_ms) {
+        ss_timeout_ms = timeout_ms > 0 ? timeout_ms : SECRET_SERVICE_TIMEOUT_MS;
 }
 
 bool secret_service_available(void) {
@@ -196,20 +202,15 @@ static int ss_open(SecretSession *s, char **errp) {
         return 0;
 }
 
-static bool ss_append_attributes(DBusMessageIter *it, const char *store_path) {
-        const char *attrs[][2] = {
-                {"application", "tegami"},
-                {"purpose", "store-key"},
-                {"store", store_path},
-        };
+static bool ss_append_attributes(DBusMessageIter *it, const SecretAttr *attrs, size_t n_attrs) {
         DBusMessageIter arr, entry;
 
         if (!dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "{ss}", &arr))
                 return false;
-        for (size_t i = 0; i < ARRAY_SIZE(attrs); i++)
+        for (size_t i = 0; i < n_attrs; i++)
                 if (!dbus_message_iter_open_container(&arr, DBUS_TYPE_DICT_ENTRY, NULL, &entry) ||
-                    !dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &attrs[i][0]) ||
-                    !dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &attrs[i][1]) ||
+                    !dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &attrs[i].key) ||
+                    !dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &attrs[i].value) ||
                     !dbus_message_iter_close_container(&arr, &entry))
                         return false;
         return dbus_message_iter_close_container(it, &arr);
@@ -260,8 +261,8 @@ static int ss_unlock(SecretSession *s, const char *object, const char *what) {
         return -EACCES;
 }
 
-/* Finds the item for store_path, unlocking it when that needs no prompt. */
-static int ss_find(SecretSession *s, const char *store_path, char **itemp) {
+/* Finds the first item with attrs, unlocking it when that needs no prompt. */
+static int ss_find(SecretSession *s, const SecretAttr *attrs, size_t n_attrs, char **itemp) {
         _cleanup_message_ DBusMessage *m = dbus_message_new_method_call(SS_NAME, SS_PATH, SS_SERVICE, "SearchItems");
         _cleanup_message_ DBusMessage *reply = NULL;
         _cleanup_free_ char *locked = NULL;
@@ -272,7 +273,7 @@ static int ss_find(SecretSession *s, const char *store_path, char **itemp) {
         if (!m)
                 return -ENOMEM;
         dbus_message_iter_init_append(m, &it);
-        if (!ss_append_attributes(&it, store_path))
+        if (!ss_append_attributes(&it, attrs, n_attrs))
                 return -ENOMEM;
         reply = ss_call(s->bus, m, "SearchItems", s->errp);
         if (!reply || !dbus_message_iter_init(reply, &it))
@@ -284,13 +285,13 @@ static int ss_find(SecretSession *s, const char *store_path, char **itemp) {
                 return r < 0 ? r : -EPROTO;
         if (!locked)
                 return SECRET_SERVICE_E_NOT_FOUND;
-        r = ss_unlock(s, locked, "the keyring holding the store key");
+        r = ss_unlock(s, locked, "the keyring holding the item");
         if (r == 0)
                 *itemp = TAKE_PTR(locked);
         return r;
 }
 
-int secret_service_lookup(const char *store_path, uint8_t **secretp, size_t *np, char **errp) {
+int secret_service_lookup(const SecretAttr *attrs, size_t n_attrs, uint8_t **secretp, size_t *np, char **errp) {
         _cleanup_message_ DBusMessage *m = NULL, *reply = NULL;
         _cleanup_free_ char *item = NULL;
         SecretSession s;
@@ -303,7 +304,7 @@ int secret_service_lookup(const char *store_path, uint8_t **secretp, size_t *np,
         r = ss_open(&s, errp);
         if (r < 0)
                 return r;
-        r = ss_find(&s, store_path, &item);
+        r = ss_find(&s, attrs, n_attrs, &item);
         if (r != 0)
                 goto out;
         m = dbus_message_new_method_call(SS_NAME, item, SS_ITEM, "GetSecret");
@@ -327,6 +328,7 @@ int secret_service_lookup(const char *store_path, uint8_t **secretp, size_t *np,
         if (!*secretp)
                 goto out;
         memcpy(*secretp, v, (size_t)n);
+        sodium_memzero((void *)v, (size_t)n); /* points into the reply's buffer */
         *np = (size_t)n;
         r = 0;
 out:
@@ -337,27 +339,27 @@ out:
 }
 
 static bool ss_append_property(DBusMessageIter *dict, const char *name, const char *sig, const char *label,
-                               const char *store_path) {
+                               const SecretAttr *attrs, size_t n_attrs) {
         DBusMessageIter entry, var;
 
         return dbus_message_iter_open_container(dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry) &&
                dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &name) &&
                dbus_message_iter_open_container(&entry, DBUS_TYPE_VARIANT, sig, &var) &&
                (label ? dbus_message_iter_append_basic(&var, DBUS_TYPE_STRING, &label)
-                      : ss_append_attributes(&var, store_path)) &&
+                      : ss_append_attributes(&var, attrs, n_attrs)) &&
                dbus_message_iter_close_container(&entry, &var) && dbus_message_iter_close_container(dict, &entry);
 }
 
 /* Builds CreateItem(properties, (session, params, value, type), replace=true). */
-static bool ss_append_create(DBusMessageIter *it, const SecretSession *s, const char *store_path, const char *label,
-                             const uint8_t *secret, size_t n) {
+static bool ss_append_create(DBusMessageIter *it, const SecretSession *s, const SecretAttr *attrs, size_t n_attrs,
+                             const char *label, const uint8_t *secret, size_t n) {
         DBusMessageIter dict, st, arr;
         const char *type = "application/octet-stream";
         dbus_bool_t replace = TRUE;
 
         return dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "{sv}", &dict) &&
-               ss_append_property(&dict, SS_ITEM ".Label", "s", label, NULL) &&
-               ss_append_property(&dict, SS_ITEM ".Attributes", "a{ss}", NULL, store_path) &&
+               ss_append_property(&dict, SS_ITEM ".Label", "s", label, NULL, 0) &&
+               ss_append_property(&dict, SS_ITEM ".Attributes", "a{ss}", NULL, attrs, n_attrs) &&
                dbus_message_iter_close_container(it, &dict) &&
                dbus_message_iter_open_container(it, DBUS_TYPE_STRUCT, NULL, &st) &&
                dbus_message_iter_append_basic(&st, DBUS_TYPE_OBJECT_PATH, &s->path) &&
@@ -371,18 +373,14 @@ static bool ss_append_create(DBusMessageIter *it, const SecretSession *s, const 
                dbus_message_iter_append_basic(it, DBUS_TYPE_BOOLEAN, &replace);
 }
 
-int secret_service_store(const char *store_path, const uint8_t *secret, size_t n, char **errp) {
+int secret_service_store(const SecretAttr *attrs, size_t n_attrs, const char *label, const uint8_t *secret,
+                         size_t n, char **errp) {
         _cleanup_message_ DBusMessage *m = NULL, *reply = NULL, *m2 = NULL, *reply2 = NULL;
-        _cleanup_free_ char *label = NULL;
         SecretSession s;
         DBusMessageIter it;
         const char *alias = "default", *coll = NULL, *item = "/", *prompt = "/";
         int r;
 
-        if (asprintf(&label, "tegami store key (%s)", store_path) < 0) {
-                label = NULL;
-                return -ENOMEM;
-        }
         r = ss_open(&s, errp);
         if (r < 0)
                 return r;
@@ -394,7 +392,7 @@ int secret_service_store(const char *store_path, const uint8_t *secret, size_t n
         if (!reply || !dbus_message_get_args(reply, NULL, DBUS_TYPE_OBJECT_PATH, &coll, DBUS_TYPE_INVALID))
                 goto out;
         if (strcmp(coll, "/") == 0) {
-                ss_error(errp, "Secret Service: there is no default collection (keyring) to keep the store key in");
+                ss_error(errp, "Secret Service: there is no default collection (keyring) to keep \"%s\" in", label);
                 r = -ENOENT;
                 goto out;
         }
@@ -406,7 +404,7 @@ int secret_service_store(const char *store_path, const uint8_t *secret, size_t n
         if (!m2)
                 goto oom;
         dbus_message_iter_init_append(m2, &it);
-        if (!ss_append_create(&it, &s, store_path, label, secret, n))
+        if (!ss_append_create(&it, &s, attrs, n_attrs, label, secret, n))
                 goto oom;
         reply2 = ss_call(s.bus, m2, "CreateItem", errp);
         if (!reply2 || !dbus_message_get_args(reply2, NULL, DBUS_TYPE_OBJECT_PATH, &item, DBUS_TYPE_OBJECT_PATH,
