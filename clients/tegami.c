@@ -13,13 +13,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sodium.h>
+#include <termios.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/macro.h"
 
 #define BUS_NAME "org.tegami.Mail1"
 #define BUS_PATH "/org/tegami/Mail1"
 #define BUS_IFACE "org.tegami.Mail1"
+/* The daemon takes passphrases of up to 4096 bytes; room for CR LF NUL. */
+#define IPC_PASSPHRASE_LINE 4099
 
 enum { EXIT_DAEMON = 1, EXIT_USAGE = 2, EXIT_UNAVAILABLE = 69 };
 
@@ -45,9 +50,11 @@ static void usage(FILE *f) {
               "Commands:\n"
               "  status                 the daemon and every account\n"
               "  accounts               the configured accounts\n"
+              "  unlock                 unlock a passphrase-protected store (the passphrase is\n"
+              "                         asked on the terminal, or read as one line from stdin)\n"
               "  sync [ACCOUNT] [--wait], fetch ACCOUNT [--dry-run], folders ACCOUNT,\n"
               "  list ACCOUNT FOLDER, show ID [--raw], search QUERY, send [--account A],\n"
-              "  outbox [retry|cancel ID], watch, unlock, rekey\n"
+              "  outbox [retry|cancel ID], watch, rekey\n"
               "                         not available yet in this version\n\n"
               "Options:\n"
               "  -j, --json             print JSON instead of text\n"
@@ -387,6 +394,75 @@ static DBusConnection *connect_session_bus(void) {
         return conn;
 }
 
+/* Reads one line into secret memory: from the terminal without echo, else from stdin. */
+static char *read_passphrase(void) {
+        _cleanup_fclose_ FILE *tty = fopen("/dev/tty", "re+");
+        bool interactive = tty && isatty(STDIN_FILENO);
+        FILE *in = interactive ? tty : stdin;
+        struct termios old, quiet;
+        char *buf = sodium_malloc(IPC_PASSPHRASE_LINE), *p;
+
+        if (!buf)
+                return NULL;
+        if (interactive) {
+                fputs("Store passphrase: ", tty);
+                fflush(tty);
+                tcgetattr(fileno(tty), &old);
+                quiet = old;
+                quiet.c_lflag &= ~(tcflag_t)ECHO;
+                tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+        }
+        p = fgets(buf, IPC_PASSPHRASE_LINE, in);
+        if (interactive) {
+                tcsetattr(fileno(tty), TCSAFLUSH, &old);
+                fputc('\n', tty);
+        }
+        if (!p) {
+                sodium_free(buf);
+                return NULL;
+        }
+        buf[strcspn(buf, "\r\n")] = '\0';
+        return buf;
+}
+
+static int cmd_unlock(DBusConnection *conn, bool json) {
+        DBusMessage *m = dbus_message_new_method_call(BUS_NAME, BUS_PATH, BUS_IFACE, "Unlock"), *reply;
+        char *pass = read_passphrase();
+        const char *bytes = pass;
+        DBusError e;
+        int n;
+
+        if (!pass || !*pass) {
+                fputs("tegami unlock: no passphrase given\n", stderr);
+                if (pass)
+                        sodium_free(pass);
+                if (m)
+                        dbus_message_unref(m);
+                return EXIT_USAGE;
+        }
+        n = (int)strlen(pass);
+        if (!m || !dbus_message_append_args(m, DBUS_TYPE_ARRAY, DBUS_TYPE_BYTE, &bytes, n, DBUS_TYPE_INVALID)) {
+                sodium_free(pass);
+                fputs("tegami: out of memory\n", stderr);
+                return EXIT_FAILURE;
+        }
+        sodium_free(pass);
+        dbus_error_init(&e);
+        /* Deriving the key (Argon2id) takes a moment; allow for a slow machine. */
+        reply = dbus_connection_send_with_reply_and_block(conn, m, 120000, &e);
+        dbus_message_unref(m);
+        if (!reply) {
+                int r = error_means_unavailable(e.name) ? EXIT_UNAVAILABLE : EXIT_DAEMON;
+
+                fprintf(stderr, "tegami unlock: %s\n", e.message);
+                dbus_error_free(&e);
+                return r;
+        }
+        dbus_message_unref(reply);
+        puts(json ? "{\"unlocked\": true}" : "store unlocked");
+        return 0;
+}
+
 int main(int argc, char **argv) {
         static const struct option opts[] = {
                 { "json", no_argument, NULL, 'j' },
@@ -395,7 +471,7 @@ int main(int argc, char **argv) {
                 {},
         };
         static const char *const later[] = { "sync", "fetch",  "folders", "list",   "show",  "search",
-                                             "send", "outbox", "watch",   "unlock", "rekey" };
+                                             "send", "outbox", "watch",   "rekey" };
         int (*cmd)(DBusConnection *, bool) = NULL;
         DBusConnection *conn;
         bool json = false, bad_option = false;
@@ -431,6 +507,8 @@ int main(int argc, char **argv) {
                 cmd = cmd_status;
         else if (strcmp(name, "accounts") == 0)
                 cmd = cmd_accounts;
+        else if (strcmp(name, "unlock") == 0)
+                cmd = cmd_unlock;
         else if (strcmp(name, "help") == 0) {
                 usage(stdout);
                 return 0;
@@ -452,6 +530,10 @@ int main(int argc, char **argv) {
                 return EXIT_USAGE;
         }
 
+        if (sodium_init() < 0) {
+                fputs("tegami: libsodium failed to initialise\n", stderr);
+                return EXIT_FAILURE;
+        }
         conn = connect_session_bus();
         if (!conn)
                 return EXIT_UNAVAILABLE;

@@ -1,7 +1,9 @@
 /*
  * The daemon's lifetime on the libuv loop. The Daemon is embedded in main()'s
- * frame; its signal handles are closed by daemon_stop() and the loop then runs
- * out of work, which is how tegamid exits cleanly.
+ * frame; daemon_stop() closes its signal handles and the store (whose writer
+ * thread finishes its queue first), and the loop then runs out of work, which
+ * is how tegamid exits cleanly. Unlocking a passphrase store derives the key on
+ * libuv's thread pool; everything else runs on the loop thread.
  */
 #include <errno.h>
 #include <signal.h>
@@ -10,7 +12,20 @@
 #include <string.h>
 
 #include "daemon/daemon.h"
+#include "store/keys.h"
 #include "util/log.h"
+#include "util/secret.h"
+
+struct DaemonUnlock {
+        uv_work_t work;
+        Daemon *daemon;
+        char *passphrase; /* secret memory */
+        uint8_t *key;     /* from keys_open, on success */
+        char *message;
+        int r;
+        DaemonUnlockFn cb;
+        void *userdata;
+};
 
 static void log_accounts(const Config *c) {
         for (size_t i = 0; i < c->n_accounts; i++) {
@@ -26,9 +41,43 @@ int daemon_init(Daemon *d, uv_loop_t *loop, Config *config, const char *config_p
         *d = (Daemon){ .loop = loop, .config = config };
         d->config_path = strdup(config_path);
         d->data_dir = strdup(data_dir);
-        if (!d->config_path || !d->data_dir)
+        if (!d->config_path || !d->data_dir || asprintf(&d->store_path, "%s/mail.db", data_dir) < 0)
                 return -ENOMEM;
         return 0;
+}
+
+/* Opens the store with key; logs and returns what store_open says. */
+static int daemon_open_store(Daemon *d, const uint8_t *key, char **errp) {
+        int r = store_open(d->loop, d->store_path, key, &d->store);
+
+        if (r < 0) {
+                d->store = NULL;
+                if (errp && asprintf(errp, "store %s: %s", d->store_path,
+                                     r == -EBADMSG ? "store is damaged or the key is wrong" : strerror(-r)) < 0)
+                        *errp = NULL;
+                return r;
+        }
+        log_info("store %s open (encrypted)", d->store_path);
+        return 0;
+}
+
+/* The store's key: opens it now, or leaves the daemon locked for a passphrase. */
+static int daemon_start_store(Daemon *d, char **errp) {
+        KeysKind kind = (KeysKind)d->config->store_key, stored;
+        _cleanup_key_ uint8_t *key = NULL;
+        int r;
+
+        if (keys_stored_kind(d->store_path, &stored) == 0)
+                kind = kind == KEYS_KIND_AUTO ? stored : kind;
+        if (kind == KEYS_KIND_PASSPHRASE) {
+                d->locked = true;
+                log_notice("store %s is locked: unlock it with `tegami unlock`", d->store_path);
+                return 0;
+        }
+        r = keys_open(d->store_path, kind, NULL, &key, errp);
+        if (r != 0)
+                return r;
+        return daemon_open_store(d, key, errp);
 }
 
 static void on_signal_cb(uv_signal_t *h, int signum) {
@@ -46,7 +95,7 @@ static void on_signal_cb(uv_signal_t *h, int signum) {
         }
 }
 
-int daemon_start(Daemon *d) {
+int daemon_start(Daemon *d, char **errp) {
         struct {
                 uv_signal_t *h;
                 int sig;
@@ -62,6 +111,9 @@ int daemon_start(Daemon *d) {
                 if (r < 0)
                         return r;
         }
+        r = daemon_start_store(d, errp);
+        if (r != 0)
+                return r;
         log_info("tegamid %s running: %zu account(s) from %s, data in %s", TEGAMI_VERSION, d->config->n_accounts,
                  d->config_path, d->data_dir);
         log_accounts(d->config);
@@ -98,6 +150,73 @@ static void close_handle(uv_signal_t *h) {
                 uv_close((uv_handle_t *)h, NULL);
 }
 
+static void unlock_work_cb(uv_work_t *w) {
+        DaemonUnlock *u = container_of(w, DaemonUnlock, work);
+
+        u->r = keys_open(u->daemon->store_path, KEYS_KIND_PASSPHRASE, u->passphrase, &u->key, &u->message);
+}
+
+static void unlock_after_cb(uv_work_t *w, int status) {
+        DaemonUnlock *u = container_of(w, DaemonUnlock, work);
+        Daemon *d = u->daemon;
+
+        d->unlock = NULL;
+        if (status == UV_ECANCELED)
+                u->r = -ECANCELED;
+        else if (u->r == 0 && d->stopping)
+                u->r = -ECANCELED; /* the daemon is going away: do not open what it would close */
+        else if (u->r == 0) {
+                u->r = daemon_open_store(d, u->key, &u->message);
+                if (u->r == 0) {
+                        d->locked = false;
+                        log_notice("store %s unlocked", d->store_path);
+                        if (d->listener && d->listener->config_changed)
+                                d->listener->config_changed(d->listener_userdata);
+                }
+        }
+        if (u->r != 0)
+                log_warning("unlock failed: %s", u->message ? u->message : strerror(u->r < 0 ? -u->r : EINVAL));
+        u->cb(u->r, u->message ? u->message : (u->r == 0 ? "unlocked" : strerror(u->r < 0 ? -u->r : EINVAL)),
+              u->userdata);
+        keys_free(u->key);
+        secret_free(u->passphrase);
+        free(u->message);
+        free(u);
+}
+
+int daemon_unlock(Daemon *d, const char *passphrase, DaemonUnlockFn cb, void *userdata) {
+        DaemonUnlock *u;
+        int r;
+
+        if (!d->locked || d->stopping)
+                return -EALREADY;
+        if (d->unlock)
+                return -EBUSY;
+        u = calloc(1, sizeof *u);
+        if (!u)
+                return -ENOMEM;
+        *u = (DaemonUnlock){ .daemon = d, .cb = cb, .userdata = userdata };
+        u->passphrase = secret_strdup(passphrase);
+        if (!u->passphrase) {
+                free(u);
+                return -ENOMEM;
+        }
+        r = uv_queue_work(d->loop, &u->work, unlock_work_cb, unlock_after_cb);
+        if (r < 0) {
+                secret_free(u->passphrase);
+                free(u);
+                return r;
+        }
+        d->unlock = u;
+        return 0;
+}
+
+static void store_closed_cb(void *userdata) {
+        Daemon *d = userdata;
+
+        log_debug("store %s closed", d->store_path);
+}
+
 void daemon_stop(Daemon *d, int exit_code) {
         if (d->stopping)
                 return;
@@ -108,11 +227,19 @@ void daemon_stop(Daemon *d, int exit_code) {
         close_handle(&d->sig_term);
         close_handle(&d->sig_int);
         close_handle(&d->sig_hup);
+        if (d->unlock)
+                uv_cancel((uv_req_t *)&d->unlock->work);
+        if (d->store) {
+                /* The writer finishes its queue, then store_closed_cb; the loop runs until then. */
+                store_close(d->store, store_closed_cb, d);
+                d->store = NULL;
+        }
 }
 
 void daemon_deinit(Daemon *d) {
         config_free(d->config);
         free(d->config_path);
         free(d->data_dir);
+        free(d->store_path);
         *d = (Daemon){ 0 };
 }

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "daemon/config.h"
+#include "store/store.h"
 
 /* Hears about the daemon's changes (ipc/ registers one through the service
  * API). Called on the loop thread; either callback may be NULL. */
@@ -15,6 +16,12 @@ typedef struct DaemonListener {
         void (*config_changed)(void *userdata); /* after a good reload */
         void (*stopping)(void *userdata);       /* from daemon_stop(): close your handles */
 } DaemonListener;
+
+typedef struct DaemonUnlock DaemonUnlock;
+
+/* Called once when an unlock started by daemon_unlock() ends: 0, or a KEYS_E_*
+ * code / negative errno with message saying why. */
+typedef void (*DaemonUnlockFn)(int r, const char *message, void *userdata);
 
 typedef struct Daemon {
         uv_loop_t *loop;
@@ -27,13 +34,29 @@ typedef struct Daemon {
         bool stopping;
         const DaemonListener *listener; /* borrowed; see service_set_listener() */
         void *listener_userdata;
+        char *store_path;   /* DATA_DIR/mail.db */
+        Store *store;       /* NULL while locked (passphrase kind) or closed */
+        bool locked;        /* waiting for the passphrase */
+        DaemonUnlock *unlock; /* in flight, at most one */
 } Daemon;
 
 /* Sets up d on loop with an already-loaded config (ownership passes to d). */
 int daemon_init(Daemon *d, uv_loop_t *loop, Config *config, const char *config_path, const char *data_dir);
 
-/* Starts the signal handlers and the accounts. */
-int daemon_start(Daemon *d);
+/*
+ * Starts the signal handlers, opens the store (or leaves it locked when its key
+ * needs a passphrase) and starts the accounts. A store that cannot be opened
+ * is a start-up failure: returns a negative errno or KEYS_E_* code and, when
+ * errp is not NULL, *errp (malloc'd) names the file and the reason.
+ */
+int daemon_start(Daemon *d, char **errp);
+
+/*
+ * Unlocks a passphrase store: the key is derived on the thread pool (Argon2id
+ * takes a while), then the store opens on the loop. Returns 0 (cb follows once),
+ * -EALREADY when the store is not locked, -EBUSY while another unlock runs.
+ */
+int daemon_unlock(Daemon *d, const char *passphrase, DaemonUnlockFn cb, void *userdata);
 
 /*
  * Reloads the config file: a bad file is rejected, logged and the running

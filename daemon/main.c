@@ -208,11 +208,19 @@ int main(int argc, char **argv) {
         /* The bus name first: a second tegamid stops before saying "running". */
         if (r >= 0)
                 r = start_ipc(&d, &loop, once);
-        if (r == 0)
-                r = daemon_start(&d);
+        if (r == 0) {
+                r = daemon_start(&d, &err);
+                if (r != 0) {
+                        log_error("start-up failed: %s", err ? err : strerror(r < 0 ? -r : EINVAL));
+                        daemon_stop(&d, EXIT_FAILURE);
+                        r = 0;
+                }
+        }
         if (r < 0) {
                 log_error("start-up failed: %s", uv_strerror(r));
                 daemon_stop(&d, EXIT_FAILURE);
+        } else if (d.stopping) {
+                /* start-up failed above and said why */
         } else if (r > 0) {
                 daemon_stop(&d, EXIT_FAILURE);
         } else if (once) {

@@ -5,15 +5,17 @@
  * reads one small file.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "daemon/service.h"
+#include "store/keys.h"
 
 void service_get_status(Daemon *d, ServiceStatus *retp) {
         *retp = (ServiceStatus){
                 .version = TEGAMI_VERSION,
-                .state = SERVICE_RUNNING,
+                .state = d->locked ? SERVICE_LOCKED : SERVICE_RUNNING,
                 .config_path = d->config_path,
                 .n_reloads = d->n_reloads,
                 .n_accounts = d->config ? d->config->n_accounts : 0,
@@ -27,14 +29,14 @@ static void format_url(char *buf, size_t size, const ServerUrl *u) {
                  u->port);
 }
 
-static void fill_account(const Account *a, ServiceAccount *retp) {
+static void fill_account(const Account *a, bool locked, ServiceAccount *retp) {
         const ServerUrl *in = a->imap.proto ? &a->imap : &a->pop3;
 
         *retp = (ServiceAccount){
                 .name = a->name,
                 .address = a->address,
                 .protocol = a->imap.proto ? "imap" : "pop3",
-                .state = SERVICE_ACCOUNT_IDLE,
+                .state = locked ? SERVICE_ACCOUNT_LOCKED : SERVICE_ACCOUNT_IDLE,
                 .last_error = SERVICE_ERROR_NONE,
                 .last_error_message = "",
         };
@@ -46,7 +48,7 @@ static void fill_account(const Account *a, ServiceAccount *retp) {
 int service_get_account(Daemon *d, size_t i, ServiceAccount *retp) {
         if (!d->config || i >= d->config->n_accounts)
                 return -ENOENT;
-        fill_account(&d->config->accounts[i], retp);
+        fill_account(&d->config->accounts[i], d->locked, retp);
         return 0;
 }
 
@@ -55,7 +57,7 @@ int service_find_account(Daemon *d, const char *name, ServiceAccount *retp) {
 
         if (!a)
                 return -ENOENT;
-        fill_account(a, retp);
+        fill_account(a, d->locked, retp);
         return 0;
 }
 
@@ -70,4 +72,43 @@ void service_quit(Daemon *d, int exit_code) {
 void service_set_listener(Daemon *d, const ServiceListener *l, void *userdata) {
         d->listener = l;
         d->listener_userdata = userdata;
+}
+
+typedef struct ServiceUnlock {
+        ServiceUnlockFn cb;
+        void *userdata;
+} ServiceUnlock;
+
+static void unlock_done_cb(int r, const char *message, void *userdata) {
+        ServiceUnlock *u = userdata;
+        ServiceError e = r == 0                       ? SERVICE_ERROR_NONE
+                       : r == KEYS_E_BAD_PASSPHRASE ? SERVICE_ERROR_AUTH_FAILED
+                       : r == -ECANCELED             ? SERVICE_ERROR_BUSY
+                                                     : SERVICE_ERROR_LOCKED;
+
+        u->cb(e, message, u->userdata);
+        free(u);
+}
+
+int service_unlock(Daemon *d, const char *passphrase, ServiceUnlockFn cb, void *userdata, const char **messagep) {
+        ServiceUnlock *u = malloc(sizeof *u);
+        int r;
+
+        *messagep = NULL;
+        if (!u)
+                return -ENOMEM;
+        *u = (ServiceUnlock){ .cb = cb, .userdata = userdata };
+        r = daemon_unlock(d, passphrase, unlock_done_cb, u);
+        if (r == 0)
+                return 0;
+        free(u);
+        if (r == -EALREADY) {
+                *messagep = "the store is not locked";
+                return SERVICE_ERROR_INVALID_ARGS;
+        }
+        if (r == -EBUSY) {
+                *messagep = "an unlock is already running";
+                return SERVICE_ERROR_BUSY;
+        }
+        return r;
 }

@@ -88,6 +88,17 @@ int service_find_account(Daemon *d, const char *name, ServiceAccount *retp);
  */
 int service_reload(Daemon *d, char **errp);
 
+/* Called once when service_unlock() ends: SERVICE_ERROR_NONE, or why not. */
+typedef void (*ServiceUnlockFn)(ServiceError e, const char *message, void *userdata);
+
+/*
+ * Unlocks a passphrase-protected store. Returns 0 and cb follows once (a
+ * wrong passphrase is SERVICE_ERROR_AUTH_FAILED), or a ServiceError at once
+ * with *messagep (static text) when nothing was started: the store is not
+ * locked (INVALID_ARGS) or another unlock runs (BUSY).
+ */
+int service_unlock(Daemon *d, const char *passphrase, ServiceUnlockFn cb, void *userdata, const char **messagep);
+
 /* Begins an orderly shutdown with exit_code (see daemon_stop()). */
 void service_quit(Daemon *d, int exit_code);
 

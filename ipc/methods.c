@@ -14,6 +14,7 @@
 #include "ipc/path.h"
 #include "ipc/props.h"
 #include "ipc/server-private.h"
+#include "util/secret.h"
 
 #define IPC_NAME_MAX 255        /* account names (config allows fewer) */
 #define IPC_FOLDER_MAX 1024     /* bytes of a folder name */
@@ -569,6 +570,49 @@ static DBusMessage *method_list_outbox(IpcServer *s, DBusMessage *m, const IpcOb
         return reply_not_supported(m, "outbox");
 }
 
+/* A method call answered later: the connection and the call are referenced so
+ * the reply can go out even after the IpcServer that took the call is gone
+ * (sending on a closed connection does nothing). */
+typedef struct PendingReply {
+        DBusConnection *conn;
+        DBusMessage *call;
+} PendingReply;
+
+static PendingReply *pending_reply_new(IpcServer *s, DBusMessage *m) {
+        PendingReply *p = malloc(sizeof *p);
+
+        if (!p)
+                return NULL;
+        p->conn = dbus_connection_ref(s->conn);
+        p->call = dbus_message_ref(m);
+        return p;
+}
+
+static void pending_reply_free(PendingReply *p) {
+        dbus_message_unref(p->call);
+        dbus_connection_unref(p->conn);
+        free(p);
+}
+
+/* Sends reply (consumed; NULL on OOM sends nothing) and frees p. */
+static void pending_reply_send(PendingReply *p, DBusMessage *reply) {
+        if (reply) {
+                if (!dbus_message_get_no_reply(p->call) && dbus_connection_get_is_connected(p->conn))
+                        dbus_connection_send(p->conn, reply, NULL);
+                dbus_message_unref(reply);
+        }
+        pending_reply_free(p);
+}
+
+static void unlock_done_cb(ServiceError e, const char *message, void *userdata) {
+        PendingReply *p = userdata;
+
+        if (e == SERVICE_ERROR_NONE)
+                pending_reply_send(p, dbus_message_new_method_return(p->call));
+        else
+                pending_reply_send(p, ipc_reply_error(p->call, ipc_error_name(e), "Unlock: %s", message));
+}
+
 static DBusMessage *method_unlock(IpcServer *s, DBusMessage *m, const IpcObject *o) {
         DBusMessageIter it, a;
         const char *bytes;
@@ -579,7 +623,26 @@ static DBusMessage *method_unlock(IpcServer *s, DBusMessage *m, const IpcObject 
         dbus_message_iter_get_fixed_array(&a, &bytes, &n);
         if (n < 1 || n > IPC_PASSPHRASE_MAX)
                 return reply_invalid(m, "the passphrase must be 1 to 4096 bytes");
-        return reply_not_supported(m, "encrypted store");
+        if (memchr(bytes, '\0', (size_t)n))
+                return reply_invalid(m, "the passphrase must not contain NUL bytes");
+
+        _cleanup_secret_ char *passphrase = secret_strndup(bytes, (size_t)n);
+        PendingReply *p;
+        const char *why;
+        int r;
+
+        if (!passphrase)
+                return NULL;
+        p = pending_reply_new(s, m);
+        if (!p)
+                return NULL;
+        r = service_unlock(s->daemon, passphrase, unlock_done_cb, p, &why);
+        if (r == 0)
+                return IPC_REPLY_DEFERRED;
+        pending_reply_free(p);
+        if (r < 0)
+                return ipc_reply_error(m, DBUS_ERROR_FAILED, "Unlock: %s", strerror(-r));
+        return ipc_reply_error(m, ipc_error_name((ServiceError)r), "Unlock: %s", why);
 }
 
 #define ALL (IPC_OBJECT_PARENT | IPC_OBJECT_MANAGER | IPC_OBJECT_ACCOUNT_DIR | IPC_OBJECT_ACCOUNT)

@@ -64,6 +64,10 @@ typedef struct IpcMethod {
 extern const IpcMethod ipc_methods[];
 extern const size_t ipc_n_methods;
 
+/* What a method returns when it will answer later itself (see PendingReply in methods.c). */
+#define IPC_REPLY_DEFERRED ((DBusMessage *)&ipc_reply_deferred_tag)
+extern const int ipc_reply_deferred_tag;
+
 /* An error reply; the message is made valid UTF-8. NULL on OOM. */
 DBusMessage *ipc_reply_error(DBusMessage *m, const char *name, const char *fmt, ...) _printf_(3, 4);
 

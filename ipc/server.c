@@ -383,6 +383,8 @@ static DBusMessage *server_call(IpcServer *s, DBusMessage *m) {
         return found->fn(s, m, &o);
 }
 
+const int ipc_reply_deferred_tag;
+
 static DBusHandlerResult server_message_cb(DBusConnection *conn, DBusMessage *m, void *userdata) {
         IpcServer *s = userdata;
         DBusMessage *reply;
@@ -397,6 +399,8 @@ static DBusHandlerResult server_message_cb(DBusConnection *conn, DBusMessage *m,
         reply = server_call(s, m);
         if (!reply)
                 return DBUS_HANDLER_RESULT_NEED_MEMORY;
+        if (reply == IPC_REPLY_DEFERRED)
+                return DBUS_HANDLER_RESULT_HANDLED; /* the method answers later */
         if (!dbus_message_get_no_reply(m))
                 dbus_connection_send(conn, reply, NULL);
         dbus_message_unref(reply);

@@ -24,7 +24,7 @@ typedef struct SecretAttr {
 /* Sets the per-call timeout in ms (<= 0: the default). Process-wide; set it at start-up. */
 void secret_service_set_timeout(int timeout_ms);
 
-/* True when a session bus is reachable and org.freedesktop.secrets has an owner or is activatable.
+/* True when a session bus is reachable and org.freedesktop.secrets has an owner (a running provider).
  * Never starts a bus: without DBUS_SESSION_BUS_ADDRESS or $XDG_RUNTIME_DIR/bus it answers false. */
 bool secret_service_available(void);
 
