@@ -261,7 +261,7 @@ int store_outbox_set_state(Store *s, int64_t id, StoreOutboxState state, int64_t
         OutboxOp *o;
         bool ok = true;
 
-        if (state < STORE_OUTBOX_QUEUED || state > STORE_OUTBOX_UNKNOWN)
+        if (state < STORE_OUTBOX_QUEUED || state > STORE_OUTBOX_COMMITTING)
                 return -EINVAL;
         o = outbox_op_new();
         if (!o)
@@ -288,12 +288,16 @@ static int outbox_recover_run(sqlite3 *db, void *userdata) {
         if (r < 0)
                 return r;
         sqlite3_bind_int(st, 1, STORE_OUTBOX_UNKNOWN);
-        sqlite3_bind_int(st, 2, STORE_OUTBOX_SENDING);
+        sqlite3_bind_int(st, 2, STORE_OUTBOX_COMMITTING);
         r = store_step_done(st);
         if (r < 0)
                 return r;
         o->op.id = sqlite3_changes(db);
-        return 0;
+        /* Claimed but never past the commit point: nothing reached the server's queue. */
+        sqlite3_reset(st);
+        sqlite3_bind_int(st, 1, STORE_OUTBOX_QUEUED);
+        sqlite3_bind_int(st, 2, STORE_OUTBOX_SENDING);
+        return store_step_done(st);
 }
 
 int store_outbox_recover(Store *s, StoreIdFn cb, void *userdata) {

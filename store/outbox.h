@@ -15,6 +15,7 @@ typedef enum StoreOutboxState {
         STORE_OUTBOX_SENT = 3,
         STORE_OUTBOX_FAILED = 4,  /* permanent failure; last_reply says why */
         STORE_OUTBOX_UNKNOWN = 5, /* the sender died mid-transaction: never resent on its own */
+        STORE_OUTBOX_COMMITTING = 6, /* the final dot may be on its way: a crash now makes it UNKNOWN */
 } StoreOutboxState;
 
 typedef struct StoreOutboxItem {
@@ -50,8 +51,9 @@ int store_outbox_claim(Store *s, int64_t account_id, int64_t now, StoreOutboxCla
 int store_outbox_set_state(Store *s, int64_t id, StoreOutboxState state, int64_t next_attempt, const char *last_reply,
                            StoreDoneFn cb, void *userdata);
 
-/* At start-up: items left SENDING by a previous run become UNKNOWN (they may
- * have been delivered). cb's id is how many. */
+/* At start-up: items left COMMITTING by a previous run become UNKNOWN (they
+ * may have been delivered); items left SENDING (claimed, final dot never
+ * reached) are queued again. cb's id is how many became UNKNOWN. */
 int store_outbox_recover(Store *s, StoreIdFn cb, void *userdata);
 
 /* Lists every item by id. Free with store_outbox_list_free(). */

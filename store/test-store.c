@@ -394,10 +394,20 @@ static void test_api(const char *dir) {
         check(wait_for(&loop, &claim.w) == 0 && claim.item && claim.item->attempts == 2);
         check(strcmp(claim.item->last_reply, "451 4.3.0 try later") == 0);
         claim.item = store_outbox_item_free(claim.item);
+        /* A crash before the commit point: SENDING goes back to the queue. */
+        w = (Wait){};
+        check(store_outbox_recover(s, wait_id_cb, &w) == 0);
+        check(wait_for(&loop, &w) == 0 && w.id == 0);
+        StoreOutboxItem *items;
+        check(store_outbox_list(s, &items, &n) == 0 && n == 1 && items[0].state == STORE_OUTBOX_QUEUED);
+        store_outbox_list_free(items, n);
+        /* A crash past it: COMMITTING becomes UNKNOWN, never sent again on its own. */
+        w = (Wait){};
+        check(store_outbox_set_state(s, item_id, STORE_OUTBOX_COMMITTING, 0, NULL, wait_done_cb, &w) == 0);
+        check(wait_for(&loop, &w) == 0);
         w = (Wait){};
         check(store_outbox_recover(s, wait_id_cb, &w) == 0);
         check(wait_for(&loop, &w) == 0 && w.id == 1);
-        StoreOutboxItem *items;
         check(store_outbox_list(s, &items, &n) == 0 && n == 1 && items[0].state == STORE_OUTBOX_UNKNOWN);
         store_outbox_list_free(items, n);
 

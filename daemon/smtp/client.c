@@ -47,6 +47,7 @@ typedef enum SmtpState {
         SMTP_STATE_AUTH,
         SMTP_STATE_ENVELOPE,  /* MAIL FROM and RCPT TO replies */
         SMTP_STATE_DATA,      /* waiting for 354 */
+        SMTP_STATE_GATE,      /* waiting for the owner to record the commit point durably */
         SMTP_STATE_COMMITTED, /* final dot / BDAT LAST sent: waiting for the verdict */
         SMTP_STATE_QUIT,
         SMTP_STATE_CLOSING,
@@ -64,6 +65,7 @@ static const char *const state_names[_SMTP_STATE_MAX] = {
         [SMTP_STATE_AUTH] = "auth",
         [SMTP_STATE_ENVELOPE] = "envelope",
         [SMTP_STATE_DATA] = "data",
+        [SMTP_STATE_GATE] = "gate",
         [SMTP_STATE_COMMITTED] = "committed",
         [SMTP_STATE_QUIT] = "quit",
         [SMTP_STATE_CLOSING] = "closing",
@@ -343,8 +345,6 @@ static void send_data_body(SmtpClient *c) {
         }
         send_text(c, chunk, n);
         free(chunk);
-        if (c->opts.committing)
-                c->opts.committing(c, c->userdata);
         send_text(c, ".\r\n", 3);
 }
 
@@ -352,8 +352,6 @@ static void send_data_body(SmtpClient *c) {
 static void send_bdat(SmtpClient *c) {
         char cmd[64];
 
-        if (c->opts.committing)
-                c->opts.committing(c, c->userdata);
         snprintf(cmd, sizeof cmd, "BDAT %zu LAST\r\n", c->msg->size);
         send_text(c, cmd, strlen(cmd));
         for (size_t off = 0; off < c->msg->size; off += BODY_CHUNK)
@@ -395,6 +393,13 @@ static void enter_state(SmtpClient *c, SmtpState state) {
                 break;
         case SMTP_STATE_DATA:
                 send_line(c, "DATA");
+                break;
+        case SMTP_STATE_GATE:
+                if (!c->opts.committing)
+                        return enter_state(c, SMTP_STATE_COMMITTED);
+                /* The server waits for data meanwhile; the owner answers with smtp_client_commit_ready(). */
+                net_stream_set_waiting(&c->stream, false);
+                c->opts.committing(c, c->userdata);
                 break;
         case SMTP_STATE_COMMITTED:
                 if (c->opts.timeout_ms == 0)
@@ -439,7 +444,7 @@ static void envelope_done(SmtpClient *c) {
         if (!c->mail_accepted)
                 return; /* finish() ran on the MAIL reply */
         if (c->result.n_accepted > 0)
-                return enter_state(c, c->use_chunking ? SMTP_STATE_COMMITTED : SMTP_STATE_DATA);
+                return enter_state(c, c->use_chunking ? SMTP_STATE_GATE : SMTP_STATE_DATA);
         snprintf(c->reply, sizeof c->reply, "%s", first_bad && first_bad->text ? first_bad->text : "");
         finish(c, n_temp == 0 ? SMTP_OUTCOME_PERMANENT : SMTP_OUTCOME_TRANSIENT, NET_FAILURE_NONE,
                first_bad ? first_bad->code : 0, "every recipient was refused: %s", c->reply);
@@ -528,7 +533,7 @@ static void on_reply(SmtpClient *c, const SmtpReply *r) {
         case SMTP_STATE_DATA:
                 if (r->code != 354)
                         return finish_reply(c, r, "DATA refused");
-                return enter_state(c, SMTP_STATE_COMMITTED);
+                return enter_state(c, SMTP_STATE_GATE);
         case SMTP_STATE_COMMITTED:
                 format_reply(r, c->reply, sizeof c->reply);
                 if (smtp_reply_is_positive(r->code))
@@ -725,6 +730,15 @@ int smtp_client_send(uv_loop_t *loop, const Account *a, const SmtpMessage *m, co
         }
         *clientp = c;
         return 0;
+}
+
+void smtp_client_commit_ready(SmtpClient *c, int r) {
+        if (c->state != SMTP_STATE_GATE || c->have_result)
+                return;
+        if (r < 0)
+                return finish(c, SMTP_OUTCOME_TRANSIENT, NET_FAILURE_NONE, 0,
+                              "cannot record that the message is being committed: %s; not sent", strerror(-r));
+        enter_state(c, SMTP_STATE_COMMITTED);
 }
 
 void smtp_client_cancel(SmtpClient *c) {

@@ -65,7 +65,11 @@ typedef struct SmtpSendResult {
  */
 typedef void (*SmtpSendFn)(SmtpClient *c, const SmtpSendResult *result, void *userdata);
 
-/* The point of no return is reached: the final dot / BDAT LAST is queued for the server. */
+/*
+ * The point of no return is next: the message body and its final dot / BDAT
+ * LAST go out once the owner has recorded that durably and called
+ * smtp_client_commit_ready(). Called at most once per send.
+ */
 typedef void (*SmtpCommitFn)(SmtpClient *c, void *userdata);
 
 typedef struct SmtpSendOptions {
@@ -87,6 +91,11 @@ typedef struct SmtpSendOptions {
  */
 int smtp_client_send(uv_loop_t *loop, const Account *a, const SmtpMessage *m, const SmtpSendOptions *opts,
                      SmtpSendFn cb, void *userdata, SmtpClient **clientp);
+
+/* Answers the committing callback: r 0 sends the message; r < 0 (the commit
+ * point could not be recorded) ends the session transient, nothing sent.
+ * Ignored unless the client is waiting for it. */
+void smtp_client_commit_ready(SmtpClient *c, int r);
 
 /* Stops the session; cb follows with SMTP_OUTCOME_CANCELED (or in_doubt if it was too late). */
 void smtp_client_cancel(SmtpClient *c);

@@ -10,13 +10,13 @@
  * queued) → send → the verdict into the store → claim the next. With nothing
  * due, the timer is set for the earliest next_attempt.
  *
- * The "unknown" window: an item is SENDING in the store from its claim until
- * its verdict is committed, so a crash anywhere in between (the final dot
- * included) leaves it SENDING, and smtp_outbox_start() turns it into UNKNOWN
- * instead of sending it again. The client's committing callback marks the
- * exact moment in the log. A crash before the final dot is thus reported as
- * unknown too: never twice, at the cost of asking the user about a message
- * that was not sent (the store has no state for "claimed, nothing sent yet").
+ * The "unknown" window: an item is SENDING in the store from its claim; just
+ * before the body and its final dot go out, the client waits at a gate while
+ * the item becomes COMMITTING (a barrier commit), and only then sends. A
+ * crash before the gate leaves it SENDING, and smtp_outbox_start() queues it
+ * again (the server never had all of it); a crash after leaves it COMMITTING,
+ * and it becomes UNKNOWN: never sent twice, and only the true window between
+ * the final dot and the server's reply is ever in doubt.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -385,11 +385,40 @@ static void sent_cb(SmtpClient *c, const SmtpSendResult *res, void *userdata) {
         }
 }
 
+typedef struct CommitOp {
+        SmtpOutbox *o;
+        int64_t id; /* the item whose client waits at the gate */
+} CommitOp;
+
+static void commit_done_cb(int r, void *userdata) {
+        CommitOp *op = userdata;
+        SmtpOutbox *o = op->o;
+
+        o->n_ops--;
+        /* Only the client still sending that item may go on. */
+        if (o->client && o->item && o->item->id == op->id)
+                smtp_client_commit_ready(o->client, r);
+        free(op);
+        maybe_closed(o);
+}
+
+/* Before the final dot: COMMITTING on disk, so a crash from here on is UNKNOWN. */
 static void committing_cb(SmtpClient *c, void *userdata) {
         SmtpOutbox *o = userdata;
+        CommitOp *op = malloc(sizeof *op);
+        int r;
 
-        log_acct_debug(o->acct->name, "outbox: item %" PRId64 " committed to the server; unknown until its reply",
-                       o->item->id);
+        if (!op)
+                return smtp_client_commit_ready(c, -ENOMEM);
+        *op = (CommitOp){ .o = o, .id = o->item->id };
+        r = store_outbox_set_state(o->store, op->id, STORE_OUTBOX_COMMITTING, 0, NULL, commit_done_cb, op);
+        if (r < 0) {
+                free(op);
+                return smtp_client_commit_ready(c, r);
+        }
+        o->n_ops++;
+        log_acct_debug(o->acct->name, "outbox: item %" PRId64 " reaching the commit point; unknown until its reply",
+                       op->id);
 }
 
 /* Reads the stored body back and prepares it with the stored envelope. */

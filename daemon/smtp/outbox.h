@@ -8,7 +8,8 @@
  * and before the reply: never resent on its own). 4xx and network failures go
  * back to queued with an exponential backoff with jitter (about 1 minute,
  * doubling, up to 6 hours) until the account's outbox_expire_days run out.
- * At start, items a previous run left in "sending" become "unknown".
+ * At start, items a previous run left past the commit point ("committing")
+ * become "unknown"; items it left "sending" before that point are queued again.
  * Accounts take turns. An account failing for a reason no retry fixes
  * (credentials, authentication, certificate, downgrade) is held: its items
  * stay queued, untried, until smtp_outbox_kick().
@@ -68,7 +69,8 @@ void smtp_outbox_set_event_cb(SmtpOutbox *o, SmtpOutboxEventFn cb, void *userdat
 int smtp_outbox_queue(SmtpOutbox *o, int64_t account_id, const SmtpMessage *m, SmtpOutboxQueuedFn cb, void *userdata);
 
 /*
- * Starts: first turns items left "sending" by a crash into "unknown", then
+ * Starts: first settles what a crash left (committing → unknown, sending →
+ * queued), then
  * sends whatever is due and keeps a timer for the next. Returns 0 or a
  * negative errno.
  */

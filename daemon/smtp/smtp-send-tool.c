@@ -58,6 +58,7 @@ typedef struct Tool {
 static const char *const state_names[] = {
         [STORE_OUTBOX_QUEUED] = "queued", [STORE_OUTBOX_SENDING] = "sending", [STORE_OUTBOX_SENT] = "sent",
         [STORE_OUTBOX_FAILED] = "failed", [STORE_OUTBOX_UNKNOWN] = "unknown",
+        [STORE_OUTBOX_COMMITTING] = "committing",
 };
 
 static int read_file(const char *path, char **datap, size_t *np) {
