@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clients/send.h"
 #include "util/macro.h"
 
 #define BUS_NAME "org.tegami.Mail1"
@@ -52,8 +53,10 @@ static void usage(FILE *f) {
               "  accounts               the configured accounts\n"
               "  unlock                 unlock a passphrase-protected store (the passphrase is\n"
               "                         asked on the terminal, or read as one line from stdin)\n"
+              "  send [--account A]     queue the message on stdin in the outbox (recipients from\n"
+              "                         To, Cc and Bcc); prints its outbox id\n"
               "  sync [ACCOUNT] [--wait], fetch ACCOUNT [--dry-run], folders ACCOUNT,\n"
-              "  list ACCOUNT FOLDER, show ID [--raw], search QUERY, send [--account A],\n"
+              "  list ACCOUNT FOLDER, show ID [--raw], search QUERY,\n"
               "  outbox [retry|cancel ID], watch, rekey\n"
               "                         not available yet in this version\n\n"
               "Options:\n"
@@ -463,15 +466,62 @@ static int cmd_unlock(DBusConnection *conn, bool json) {
         return 0;
 }
 
+static const char *opt_account;
+
+static int cmd_send(DBusConnection *conn, bool json) {
+        SendOptions o = { .account = opt_account, .extract_rcpts = true };
+        _cleanup_free_ char *data = NULL, *err = NULL;
+        size_t n = 0, cap = 0;
+        uint64_t id = 0;
+
+        for (;;) {
+                size_t k;
+
+                if (n == cap) {
+                        char *nd = realloc(data, cap = cap ? cap * 2 : 65536);
+
+                        if (!nd) {
+                                fputs("tegami send: out of memory\n", stderr);
+                                return EXIT_FAILURE;
+                        }
+                        data = nd;
+                }
+                k = fread(data + n, 1, cap - n, stdin);
+                n += k;
+                if (k == 0)
+                        break;
+        }
+        if (ferror(stdin) || n == 0) {
+                fputs(n == 0 ? "tegami send: no message on standard input\n" : "tegami send: cannot read standard input\n",
+                      stderr);
+                return EXIT_USAGE;
+        }
+        switch (send_message(conn, data, n, &o, &id, &err)) {
+        case SEND_OK:
+                if (json)
+                        printf("{\"outbox_id\": %" PRIu64 "}\n", id);
+                else
+                        printf("queued as outbox item %" PRIu64 "\n", id);
+                return 0;
+        case SEND_E_UNAVAILABLE:
+                fprintf(stderr, "tegami send: tegamid is not running and could not be started: %s\n", err);
+                return EXIT_UNAVAILABLE;
+        default:
+                fprintf(stderr, "tegami send: %s\n", err ? err : "failed");
+                return EXIT_DAEMON;
+        }
+}
+
 int main(int argc, char **argv) {
         static const struct option opts[] = {
                 { "json", no_argument, NULL, 'j' },
+                { "account", required_argument, NULL, 'a' },
                 { "version", no_argument, NULL, 'V' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
         static const char *const later[] = { "sync", "fetch",  "folders", "list",   "show",  "search",
-                                             "send", "outbox", "watch",   "rekey" };
+                                             "outbox", "watch",   "rekey" };
         int (*cmd)(DBusConnection *, bool) = NULL;
         DBusConnection *conn;
         bool json = false, bad_option = false;
@@ -482,10 +532,13 @@ int main(int argc, char **argv) {
          * unknown ones are reported once the command is known, so that
          * "tegami sync --wait" says the command is not available yet. */
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "jVh", opts, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "a:jVh", opts, NULL)) >= 0) {
                 switch (c) {
                 case 'j':
                         json = true;
+                        break;
+                case 'a':
+                        opt_account = optarg;
                         break;
                 case 'V':
                         printf("tegami %s\n", TEGAMI_VERSION);
@@ -509,6 +562,8 @@ int main(int argc, char **argv) {
                 cmd = cmd_accounts;
         else if (strcmp(name, "unlock") == 0)
                 cmd = cmd_unlock;
+        else if (strcmp(name, "send") == 0)
+                cmd = cmd_send;
         else if (strcmp(name, "help") == 0) {
                 usage(stdout);
                 return 0;

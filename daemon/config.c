@@ -648,7 +648,10 @@ int config_load(const char *path, Config **retp, char **errp) {
                 return r;
         }
         c = calloc(1, sizeof *c);
-        if (!c || !(c->path = strdup(path)))
+        if (!c)
+                return -ENOMEM;
+        c->n_ref = 1;
+        if (!(c->path = strdup(path)))
                 return -ENOMEM;
 
         p.f = f;
@@ -677,8 +680,13 @@ int config_load(const char *path, Config **retp, char **errp) {
         return 0;
 }
 
+Config *config_ref(Config *c) {
+        c->n_ref++;
+        return c;
+}
+
 Config *config_free(Config *c) {
-        if (!c)
+        if (!c || --c->n_ref > 0)
                 return NULL;
         for (size_t i = 0; i < c->n_accounts; i++)
                 account_deinit(&c->accounts[i]);

@@ -73,6 +73,7 @@ typedef struct Account {
 } Account;
 
 typedef struct Config {
+        unsigned n_ref;     /* config_ref() / config_free() */
         char *path;
         StoreKeyKind store_key;
         Account *accounts;
@@ -87,8 +88,13 @@ typedef struct Config {
  */
 int config_load(const char *path, Config **retp, char **errp);
 
-/* Frees c (NULL allowed); returns NULL. Wipes the passwords. */
+/* Drops a reference to c (NULL allowed) and frees it with the last one, wiping
+ * the passwords; returns NULL. config_load() hands out the first reference. */
 Config *config_free(Config *c);
+
+/* Takes another reference: a module that keeps Account pointers across a
+ * reload holds the Config they point into. */
+Config *config_ref(Config *c);
 
 /* The account called name, or NULL. */
 const Account *config_find_account(const Config *c, const char *name);

@@ -46,6 +46,45 @@ int daemon_init(Daemon *d, uv_loop_t *loop, Config *config, const char *config_p
         return 0;
 }
 
+static void store_closed_cb(void *userdata) {
+        Daemon *d = userdata;
+
+        log_debug("store %s closed", d->store_path);
+}
+
+/* The store closes only once every outbox engine that used it is gone. */
+static void maybe_close_store(Daemon *d) {
+        if (d->stopping && d->store && !d->sending && d->n_sendings_closing == 0) {
+                /* The writer finishes its queue, then store_closed_cb; the loop runs until then. */
+                store_close(d->store, store_closed_cb, d);
+                d->store = NULL;
+        }
+}
+
+static void sending_closed_cb(void *userdata) {
+        Daemon *d = userdata;
+
+        d->n_sendings_closing--;
+        maybe_close_store(d);
+}
+
+/* Replaces the outbox engine with one for the current config (after open or reload). */
+static void daemon_restart_sending(Daemon *d) {
+        int r;
+
+        if (d->sending) {
+                d->n_sendings_closing++;
+                sending_close(TAKE_PTR(d->sending), sending_closed_cb, d);
+        }
+        if (!d->store || d->stopping)
+                return;
+        r = sending_new(d->loop, d->store, d->config, &d->sending);
+        if (r < 0) {
+                d->sending = NULL;
+                log_error("outbox: cannot start: %s", strerror(-r));
+        }
+}
+
 /* Opens the store with key; logs and returns what store_open says. */
 static int daemon_open_store(Daemon *d, const uint8_t *key, char **errp) {
         int r = store_open(d->loop, d->store_path, key, &d->store);
@@ -58,6 +97,7 @@ static int daemon_open_store(Daemon *d, const uint8_t *key, char **errp) {
                 return r;
         }
         log_info("store %s open (encrypted)", d->store_path);
+        daemon_restart_sending(d);
         return 0;
 }
 
@@ -139,6 +179,7 @@ int daemon_reload(Daemon *d, char **errp) {
         d->n_reloads++;
         log_info("configuration reloaded: %zu account(s)", c->n_accounts);
         log_accounts(c);
+        daemon_restart_sending(d);
         if (d->listener && d->listener->config_changed)
                 d->listener->config_changed(d->listener_userdata);
         return 0;
@@ -211,12 +252,6 @@ int daemon_unlock(Daemon *d, const char *passphrase, DaemonUnlockFn cb, void *us
         return 0;
 }
 
-static void store_closed_cb(void *userdata) {
-        Daemon *d = userdata;
-
-        log_debug("store %s closed", d->store_path);
-}
-
 void daemon_stop(Daemon *d, int exit_code) {
         if (d->stopping)
                 return;
@@ -229,11 +264,11 @@ void daemon_stop(Daemon *d, int exit_code) {
         close_handle(&d->sig_hup);
         if (d->unlock)
                 uv_cancel((uv_req_t *)&d->unlock->work);
-        if (d->store) {
-                /* The writer finishes its queue, then store_closed_cb; the loop runs until then. */
-                store_close(d->store, store_closed_cb, d);
-                d->store = NULL;
+        if (d->sending) {
+                d->n_sendings_closing++;
+                sending_close(TAKE_PTR(d->sending), sending_closed_cb, d);
         }
+        maybe_close_store(d);
 }
 
 void daemon_deinit(Daemon *d) {

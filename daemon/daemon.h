@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "daemon/config.h"
+#include "daemon/sending.h"
 #include "store/store.h"
 
 /* Hears about the daemon's changes (ipc/ registers one through the service
@@ -38,6 +39,8 @@ typedef struct Daemon {
         Store *store;       /* NULL while locked (passphrase kind) or closed */
         bool locked;        /* waiting for the passphrase */
         DaemonUnlock *unlock; /* in flight, at most one */
+        Sending *sending;   /* the outbox engine, while the store is open */
+        unsigned n_sendings_closing; /* replaced by a reload or stopping; the store closes after them */
 } Daemon;
 
 /* Sets up d on loop with an already-loaded config (ownership passes to d). */

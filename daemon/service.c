@@ -112,3 +112,50 @@ int service_unlock(Daemon *d, const char *passphrase, ServiceUnlockFn cb, void *
         }
         return r;
 }
+
+typedef struct ServiceSend {
+        ServiceSendFn cb;
+        void *userdata;
+} ServiceSend;
+
+static void send_queued_cb(int status, int64_t id, void *userdata) {
+        ServiceSend *op = userdata;
+
+        if (status < 0)
+                op->cb(status == -ECANCELED ? SERVICE_ERROR_BUSY : SERVICE_ERROR_NOT_SUPPORTED,
+                       status == -ECANCELED ? "tegamid is stopping" : strerror(-status), 0, op->userdata);
+        else
+                op->cb(SERVICE_ERROR_NONE, "queued", id, op->userdata);
+        free(op);
+}
+
+int service_send(Daemon *d, const char *raw, size_t n, const SendingRequest *req, ServiceSendFn cb, void *userdata,
+                 char **errp) {
+        ServiceSend *op;
+        int r;
+
+        *errp = NULL;
+        if (d->locked)
+                return asprintf(errp, "the store is locked: run `tegami unlock` first") < 0 ? -ENOMEM
+                                                                                             : SERVICE_ERROR_LOCKED;
+        if (!d->sending)
+                return asprintf(errp, "the outbox is not running") < 0 ? -ENOMEM : SERVICE_ERROR_BUSY;
+        op = malloc(sizeof *op);
+        if (!op)
+                return -ENOMEM;
+        *op = (ServiceSend){ .cb = cb, .userdata = userdata };
+        r = sending_queue(d->sending, raw, n, req, send_queued_cb, op, errp);
+        if (r == 0)
+                return 0;
+        free(op);
+        switch (r) {
+        case SENDING_E_NO_ACCOUNT:
+                return SERVICE_ERROR_NOT_FOUND;
+        case SENDING_E_REFUSED:
+                return SERVICE_ERROR_INVALID_ARGS;
+        case SENDING_E_NOT_READY:
+                return SERVICE_ERROR_BUSY;
+        default:
+                return r;
+        }
+}

@@ -99,6 +99,19 @@ typedef void (*ServiceUnlockFn)(ServiceError e, const char *message, void *userd
  */
 int service_unlock(Daemon *d, const char *passphrase, ServiceUnlockFn cb, void *userdata, const char **messagep);
 
+/* Called once when service_send() ends: SERVICE_ERROR_NONE and the outbox id
+ * once the message is stored durably, or why not. */
+typedef void (*ServiceSendFn)(ServiceError e, const char *message, int64_t id, void *userdata);
+
+/*
+ * Queues the message raw (n bytes) in the outbox as req says (see
+ * daemon/sending.h). Returns 0 (cb follows once), or a ServiceError with
+ * *errp (malloc'd) when nothing was queued: LOCKED, NOT_FOUND (no account can
+ * send it), INVALID_ARGS (the message is refused), BUSY (starting or stopping).
+ */
+int service_send(Daemon *d, const char *raw, size_t n, const SendingRequest *req, ServiceSendFn cb, void *userdata,
+                 char **errp);
+
 /* Begins an orderly shutdown with exit_code (see daemon_stop()). */
 void service_quit(Daemon *d, int exit_code);
 

@@ -6,10 +6,13 @@
  * arguments and then fail with org.tegami.Mail1.Error.NotSupported: they never
  * fake a result. Loop thread only.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ipc/path.h"
 #include "ipc/props.h"
@@ -542,34 +545,6 @@ static DBusMessage *method_delete(IpcServer *s, DBusMessage *m, const IpcObject 
         return reply_not_supported(m, "message store");
 }
 
-/* The fd of Send is never read: libdbus closes its copy with the message. */
-static DBusMessage *method_send(IpcServer *s, DBusMessage *m, const IpcObject *o) {
-        DBusMessage *reply = NULL;
-        DBusMessageIter it;
-        const char *account;
-
-        dbus_message_iter_init(m, &it);
-        dbus_message_iter_get_basic(&it, &account);
-        if (!check_account(s, m, account, true, &reply))
-                return reply;
-        if (dbus_message_has_signature(m, "say")) {
-                DBusMessageIter a;
-                const char *bytes;
-                int n = 0;
-
-                dbus_message_iter_next(&it);
-                dbus_message_iter_recurse(&it, &a);
-                dbus_message_iter_get_fixed_array(&a, &bytes, &n);
-                if (n < 1 || (unsigned)n > IPC_SEND_BYTES_MAX)
-                        return reply_invalid(m, "the message must be 1 byte to 1 MiB; pass larger ones to Send");
-        }
-        return reply_not_supported(m, "outbox");
-}
-
-static DBusMessage *method_list_outbox(IpcServer *s, DBusMessage *m, const IpcObject *o) {
-        return reply_not_supported(m, "outbox");
-}
-
 /* A method call answered later: the connection and the call are referenced so
  * the reply can go out even after the IpcServer that took the call is gone
  * (sending on a closed connection does nothing). */
@@ -602,6 +577,182 @@ static void pending_reply_send(PendingReply *p, DBusMessage *reply) {
                 dbus_message_unref(reply);
         }
         pending_reply_free(p);
+}
+
+/* Largest message Send takes through its fd (the outbox keeps it whole while preparing it). */
+#define IPC_SEND_FD_MAX (100u << 20)
+#define IPC_SEND_RCPTS_MAX 1000
+
+/* Reads the whole regular file (or memfd) fd into *datap; a pipe could block the loop. */
+static int read_message_fd(int fd, char **datap, size_t *np, const char **whyp) {
+        struct stat st;
+        char *data;
+        size_t n = 0;
+
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                *whyp = "the message must come as a regular file or memfd";
+                return -EINVAL;
+        }
+        if (st.st_size < 1 || (uint64_t)st.st_size > IPC_SEND_FD_MAX) {
+                *whyp = "the message must be 1 byte to 100 MiB";
+                return -EINVAL;
+        }
+        data = malloc((size_t)st.st_size);
+        if (!data)
+                return -ENOMEM;
+        while (n < (size_t)st.st_size) {
+                ssize_t k = pread(fd, data + n, (size_t)st.st_size - n, (off_t)n);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0) {
+                        free(data);
+                        *whyp = "cannot read the message";
+                        return k < 0 ? -errno : -EIO;
+                }
+                n += (size_t)k;
+        }
+        *datap = data;
+        *np = n;
+        return 0;
+}
+
+/* Parses Send's a{sv} options into req (strings borrowed from m; rcpts malloc'd). */
+static bool parse_send_options(DBusMessage *m, DBusMessageIter *it, SendingRequest *req, DBusMessage **replyp) {
+        DBusMessageIter dict, entry, v, arr;
+        const char *key;
+
+        dbus_message_iter_recurse(it, &dict);
+        for (; dbus_message_iter_get_arg_type(&dict) == DBUS_TYPE_DICT_ENTRY; dbus_message_iter_next(&dict)) {
+                int t;
+
+                dbus_message_iter_recurse(&dict, &entry);
+                dbus_message_iter_get_basic(&entry, &key);
+                dbus_message_iter_next(&entry);
+                dbus_message_iter_recurse(&entry, &v);
+                t = dbus_message_iter_get_arg_type(&v);
+                if ((strcmp(key, "from") == 0 || strcmp(key, "from_name") == 0) && t == DBUS_TYPE_STRING) {
+                        const char *val;
+
+                        dbus_message_iter_get_basic(&v, &val);
+                        if (strlen(val) > 998 || strpbrk(val, "\r\n")) {
+                                *replyp = reply_invalid(m, "from and from_name must be one short line");
+                                return false;
+                        }
+                        *(strcmp(key, "from") == 0 ? &req->from : &req->from_name) = *val ? val : NULL;
+                } else if (strcmp(key, "extract_recipients") == 0 && t == DBUS_TYPE_BOOLEAN) {
+                        dbus_bool_t b;
+
+                        dbus_message_iter_get_basic(&v, &b);
+                        req->extract_rcpts = b;
+                } else if (strcmp(key, "recipients") == 0 && t == DBUS_TYPE_ARRAY &&
+                           dbus_message_iter_get_element_type(&v) == DBUS_TYPE_STRING) {
+                        int n = dbus_message_iter_get_element_count(&v);
+                        const char **r;
+
+                        if (n > IPC_SEND_RCPTS_MAX || req->rcpts) {
+                                *replyp = reply_invalid(m, "at most 1000 recipients, given once");
+                                return false;
+                        }
+                        r = calloc((size_t)n + 1, sizeof *r);
+                        if (!r) {
+                                *replyp = NULL;
+                                return false;
+                        }
+                        dbus_message_iter_recurse(&v, &arr);
+                        for (; dbus_message_iter_get_arg_type(&arr) == DBUS_TYPE_STRING; dbus_message_iter_next(&arr))
+                                dbus_message_iter_get_basic(&arr, &r[req->n_rcpts++]);
+                        req->rcpts = r;
+                } else {
+                        char buf[72];
+
+                        *replyp = ipc_reply_error(m, IPC_ERROR_INVALID_ARGS,
+                                                  "%s: unknown option \"%s\" or wrong type (from s, from_name s, "
+                                                  "recipients as, extract_recipients b)",
+                                                  dbus_message_get_member(m), shorten(key, buf));
+                        return false;
+                }
+        }
+        return true;
+}
+
+static void send_done_cb(ServiceError e, const char *message, int64_t id, void *userdata) {
+        PendingReply *p = userdata;
+        dbus_uint64_t v = (dbus_uint64_t)id;
+        DBusMessage *reply;
+
+        if (e != SERVICE_ERROR_NONE) {
+                pending_reply_send(p, ipc_reply_error(p->call, ipc_error_name(e), "%s: %s",
+                                                      dbus_message_get_member(p->call), message));
+                return;
+        }
+        reply = dbus_message_new_method_return(p->call);
+        if (reply && !dbus_message_append_args(reply, DBUS_TYPE_UINT64, &v, DBUS_TYPE_INVALID)) {
+                dbus_message_unref(reply);
+                reply = NULL;
+        }
+        pending_reply_send(p, reply);
+}
+
+/* Send(s account, h message, a{sv} options) and SendBytes(s, ay, a{sv}): into the outbox. */
+static DBusMessage *method_send(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        _cleanup_free_ char *data = NULL, *err = NULL;
+        _cleanup_free_ const char **rcpts = NULL;
+        _cleanup_close_ int fd = -1;
+        DBusMessage *reply = NULL;
+        DBusMessageIter it;
+        SendingRequest req = {};
+        const char *account, *bytes = NULL, *why = NULL;
+        size_t n = 0;
+        PendingReply *p;
+        int r;
+
+        dbus_message_iter_init(m, &it);
+        dbus_message_iter_get_basic(&it, &account);
+        if (!check_account(s, m, account, true, &reply))
+                return reply;
+        req.account = account;
+        dbus_message_iter_next(&it);
+        if (dbus_message_iter_get_arg_type(&it) == DBUS_TYPE_ARRAY) {
+                DBusMessageIter a;
+                int k = 0;
+
+                dbus_message_iter_recurse(&it, &a);
+                dbus_message_iter_get_fixed_array(&a, &bytes, &k);
+                if (k < 1 || (unsigned)k > IPC_SEND_BYTES_MAX)
+                        return reply_invalid(m, "the message must be 1 byte to 1 MiB; pass larger ones to Send");
+                n = (size_t)k;
+        } else {
+                dbus_message_iter_get_basic(&it, &fd); /* libdbus hands us our own duplicate */
+                r = read_message_fd(fd, &data, &n, &why);
+                if (r == -ENOMEM)
+                        return NULL;
+                if (r < 0)
+                        return reply_invalid(m, why ? why : strerror(-r));
+                bytes = data;
+        }
+        dbus_message_iter_next(&it);
+        if (!parse_send_options(m, &it, &req, &reply)) {
+                free((void *)req.rcpts);
+                return reply;
+        }
+        rcpts = (const char **)req.rcpts;
+        p = pending_reply_new(s, m);
+        if (!p)
+                return NULL;
+        r = service_send(s->daemon, bytes, n, &req, send_done_cb, p, &err);
+        if (r == 0)
+                return IPC_REPLY_DEFERRED;
+        pending_reply_free(p);
+        if (r < 0)
+                return r == -ENOMEM ? NULL : ipc_reply_error(m, DBUS_ERROR_FAILED, "%s: %s", dbus_message_get_member(m),
+                                                              strerror(-r));
+        return ipc_reply_error(m, ipc_error_name((ServiceError)r), "%s: %s", dbus_message_get_member(m),
+                               err ? err : "refused");
+}
+
+static DBusMessage *method_list_outbox(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        return reply_not_supported(m, "outbox");
 }
 
 static void unlock_done_cb(ServiceError e, const char *message, void *userdata) {
@@ -666,8 +817,8 @@ const IpcMethod ipc_methods[] = {
         { MGR, M1, "SetFlags", "atasas", method_set_flags },
         { MGR, M1, "Move", "atss", method_move },
         { MGR, M1, "Delete", "at", method_delete },
-        { MGR, M1, "Send", "sh", method_send },
-        { MGR, M1, "SendBytes", "say", method_send },
+        { MGR, M1, "Send", "sha{sv}", method_send },
+        { MGR, M1, "SendBytes", "saya{sv}", method_send },
         { MGR, M1, "ListOutbox", "", method_list_outbox },
         { MGR, M1, "RetryOutbox", "t", method_by_id },
         { MGR, M1, "CancelOutbox", "t", method_by_id },

@@ -231,7 +231,10 @@ def test_peer_ping(env):
     ("SetFlags", ([1], ["two words"], []), "atasas", "InvalidArgs"),
     ("Move", ([1], "work", "Archive"), "atss", "NotSupported"),
     ("Delete", ([], ), "at", "InvalidArgs"),
-    ("SendBytes", ("work", b"Subject: x\r\n\r\nhi\r\n"), "say", "NotSupported"),
+    ("SendBytes", ("work", b"Subject: x\r\n\r\nhi\r\n", {}), "saya{sv}", "InvalidArgs"),  # no sender
+    ("SendBytes", ("home.old", b"From: a@b.c\r\nTo: d@e.f\r\n\r\nhi\r\n", {}), "saya{sv}",
+     "NotFound"),  # home.old has no smtp server
+    ("SendBytes", ("work", b"From: a@b.c\r\n\r\nhi\r\n", {"colour": "blue"}), "saya{sv}", "InvalidArgs"),
     ("ListOutbox", (), "", "NotSupported"),
     ("RetryOutbox", (3,), "t", "NotSupported"),
     ("CancelOutbox", (0,), "t", "NotFound"),
@@ -246,12 +249,23 @@ def test_typed_errors(env, method, args, sig, error):
 
 
 def test_send_with_fd(env, tmp_path):
+    """A message through an fd is stored in the outbox (the server is down: it waits there)."""
     msg = tmp_path / "msg.eml"
-    msg.write_bytes(b"Subject: x\r\n\r\nhi\r\n")
+    msg.write_bytes(b"From: alice@example.org\r\nTo: bob@example.org\r\nSubject: x\r\n\r\nhi\r\n")
     with open(msg, "rb") as f:
-        with pytest.raises(dbus.exceptions.DBusException) as e:
-            env.conn.call_blocking(NAME, ROOT, IFACE, "Send", "sh", ("work", dbus.types.UnixFd(f)))
-    assert e.value.get_dbus_name() == ERR + "NotSupported"
+        first = env.conn.call_blocking(NAME, ROOT, IFACE, "Send", "sha{sv}", ("work", dbus.types.UnixFd(f), {}))
+    with open(msg, "rb") as f:
+        second = env.conn.call_blocking(NAME, ROOT, IFACE, "Send", "sha{sv}",
+                                        ("", dbus.types.UnixFd(f), {"recipients": ["carol@example.org"]}))
+    assert first > 0 and second > first
+    # A pipe could block the daemon: refused.
+    r, w = os.pipe()
+    os.write(w, msg.read_bytes())
+    os.close(w)
+    with pytest.raises(dbus.exceptions.DBusException) as e:
+        env.conn.call_blocking(NAME, ROOT, IFACE, "Send", "sha{sv}", ("work", dbus.types.UnixFd(r), {}))
+    os.close(r)
+    assert e.value.get_dbus_name() == ERR + "InvalidArgs" and "regular file" in e.value.get_dbus_message()
 
 
 # ---- the contract ----
