@@ -106,6 +106,30 @@ def main():
         subprocess.run([tegami, "status"], env=env, check=True)
         step("tegami accounts")
         subprocess.run([tegami, "accounts"], env=env, check=True)
+
+        step("Sending through tegamid's durable outbox: tegami-sendmail -t (Bcc stays private)")
+        sendmail = os.path.join(build, "clients/tegami-sendmail")
+        tok = "%08x" % int(time.time() * 1000 % 0xffffffff)
+        msg = ("From: Alice <alice@example.org>\nTo: bob@example.org\nBcc: carol@example.org\n"
+               "Subject: 議事録 (minutes) %s\n\nSent with tegami-sendmail.\n" % tok)
+        subprocess.run([sendmail, "-t"], input=msg.encode(), env=env, check=True)
+        print("  queued durably; tegamid delivers it in the background")
+        deadline = time.monotonic() + 30
+        while True:
+            with imaplib.IMAP4_SSL(sb.host, sb.ports["imaps"], ssl_context=ctx) as c:
+                c.login("bob@example.org", sb.users["bob@example.org"])
+                c.select("INBOX", readonly=True)
+                _, data = c.search(None, "SUBJECT", tok)
+                if data[0].split() or time.monotonic() > deadline:
+                    for i in data[0].split():
+                        _, d = c.fetch(i, "(BODY.PEEK[HEADER.FIELDS (FROM TO BCC SUBJECT)])")
+                        print("  arrived in bob's INBOX:")
+                        for line in d[0][1].decode(errors="replace").strip().splitlines():
+                            print("    " + line)
+                    if not data[0].split():
+                        print("  not delivered within 30 s: see the tegamid log above")
+                    break
+            time.sleep(0.3)
         print("\nThe demo's servers, config and data are in %s" % work)
     finally:
         if daemon:
