@@ -515,6 +515,9 @@ static char *crashed_store(const char *mode) {
         return path;
 }
 
+/* A WAL frame: 24-byte header, then the page. */
+#define WAL_FRAME (24 + 4096)
+
 static off_t file_size(const char *path) {
         struct stat st;
 
@@ -541,8 +544,8 @@ static void test_tamper_wal(void) {
         if (asprintf(&wal, "%s-wal", path) < 0)
                 abort();
         size = file_size(wal);
-        CHECK(size > 32 && (size - 32) % 4120 == 0, "WAL size %lld", (long long)size);
-        flip_byte(wal, size - 4120 + 24 + 1000);
+        CHECK(size > 32 && (size - 32) % WAL_FRAME == 0, "WAL size %lld", (long long)size);
+        flip_byte(wal, size - WAL_FRAME + 24 + 1000);
 
         r = crypt_vfs_open(path, key, SQLITE_OPEN_READWRITE, &db);
         CHECK(r == 0, "open after WAL tamper: %d", r);
@@ -555,6 +558,157 @@ static void test_tamper_wal(void) {
                 sqlite3_close(db);
         }
         printf("ok flipped byte in the last WAL frame: log ends before it, older data intact\n");
+        remove_store(path);
+}
+
+/* Copies n bytes of path at from over the bytes at to (both inside the file). */
+static void copy_range(const char *path, off_t from, off_t to, size_t n) {
+        int fd = open(path, O_RDWR);
+        uint8_t buf[WAL_FRAME];
+
+        if (fd < 0 || n > sizeof buf || pread(fd, buf, n, from) != (ssize_t)n || pwrite(fd, buf, n, to) != (ssize_t)n)
+                abort();
+        close(fd);
+}
+
+static uint8_t *slurp(const char *path, off_t *sizep) {
+        int fd = open(path, O_RDONLY);
+        off_t size = file_size(path);
+        uint8_t *p = size > 0 ? malloc((size_t)size) : NULL;
+
+        if (fd < 0 || !p || pread(fd, p, (size_t)size, 0) != size)
+                abort();
+        close(fd);
+        *sizep = size;
+        return p;
+}
+
+static void spill(const char *path, const uint8_t *p, off_t size) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+        if (fd < 0 || write(fd, p, (size_t)size) != size)
+                abort();
+        close(fd);
+}
+
+/* Two transactions each change pages 2 and 3 (tables a and b): WAL frames 0-3 hold pages 2, 3, 2, 3. A page
+ * part in a WAL frame is encrypted exactly as the database will hold it (so a checkpoint copies the
+ * ciphertext), but only the frame's own tag vouches for it. An older frame's page replayed over a newer frame
+ * of the same page, two frames' pages swapped, or a whole frame moved, must never be read: recovery ends the
+ * log before the altered frame (the second transaction is gone as a whole, never half-applied as a1/b2), and
+ * a reader of a live WAL gets the damage error. Nor is a WAL page a database page: put into the database
+ * file at its own place (with the WAL deleted) it fails, or it would apply half of the second transaction. */
+static void test_tamper_wal_frames(void) {
+        static const struct {
+                const char *what;
+                int from, to;
+                bool swap, whole;
+                int flip; /* > 0: flip this byte of frame `to` instead */
+        } cases[] = {
+                {"older page replayed over a newer frame of it", 0, 2, false, false, 0},
+                {"pages of two frames swapped", 2, 3, true, false, 0},
+                {"older frame replayed whole", 0, 2, false, true, 0},
+                {"frame header byte flipped", 0, 2, false, false, 5},
+                {"page byte flipped", 0, 2, false, false, 24 + 2000},
+                {"nonce byte flipped", 0, 2, false, false, 24 + 4056 + 3},
+                {"tag byte flipped", 0, 2, false, false, 24 + 4080 + 3},
+        };
+        char *dir = make_dir("walframes"), *path = path_in(dir, "mail.db");
+        _cleanup_free_ char *wal = NULL, *shm = NULL;
+        sqlite3 *db = open_or_die(path, key), *db2 = NULL;
+        _cleanup_free_ uint8_t *db_bytes = NULL, *wal_bytes = NULL;
+        off_t db_size, wal_size;
+        int r, rc = SQLITE_OK;
+
+        if (asprintf(&wal, "%s-wal", path) < 0 || asprintf(&shm, "%s-shm", path) < 0)
+                abort();
+        CHECK(exec(db, "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;"
+                       "CREATE TABLE a(id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE b(id INTEGER PRIMARY KEY, v TEXT);"
+                       "INSERT INTO a VALUES (1, 'a0'); INSERT INTO b VALUES (1, 'b0');"
+                       "PRAGMA wal_checkpoint(TRUNCATE)") == SQLITE_OK,
+              "setup");
+        CHECK(sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL) == SQLITE_OK, "no checkpoint");
+        CHECK(exec(db, "BEGIN; UPDATE a SET v = 'a1'; UPDATE b SET v = 'b1'; COMMIT;"
+                       "BEGIN; UPDATE a SET v = 'a2'; UPDATE b SET v = 'b2'; COMMIT") == SQLITE_OK,
+              "updates");
+        sqlite3_close(db);
+        CHECK(file_size(wal) == 32 + 4 * WAL_FRAME, "WAL size %lld", (long long)file_size(wal));
+        db_bytes = slurp(path, &db_size);
+        wal_bytes = slurp(wal, &wal_size);
+
+        for (size_t k = 0; k < ARRAY_SIZE(cases); k++) {
+                off_t from = 32 + cases[k].from * WAL_FRAME, to = 32 + cases[k].to * WAL_FRAME;
+                off_t skip = cases[k].whole ? 0 : 24;
+                size_t n = (size_t)(WAL_FRAME - skip);
+
+                spill(path, db_bytes, db_size);
+                spill(wal, wal_bytes, wal_size);
+                (void)unlink(shm);
+                if (cases[k].flip > 0) {
+                        flip_byte(wal, to + cases[k].flip);
+                } else if (cases[k].swap) {
+                        copy_range(wal, to + skip, wal_size, n); /* park it past the end, then truncate */
+                        copy_range(wal, from + skip, to + skip, n);
+                        copy_range(wal, wal_size, from + skip, n);
+                        CHECK(truncate(wal, wal_size) == 0, "truncate");
+                } else
+                        copy_range(wal, from + skip, to + skip, n);
+                r = crypt_vfs_open(path, key, SQLITE_OPEN_READWRITE, &db);
+                CHECK(r == 0, "%s: open %d", cases[k].what, r);
+                if (r != 0)
+                        continue;
+                CHECK(query_int(db, "SELECT count(*) FROM a WHERE v = 'a1'", &rc) == 1 && rc == SQLITE_OK &&
+                              query_int(db, "SELECT count(*) FROM b WHERE v = 'b1'", &rc) == 1 && rc == SQLITE_OK,
+                      "%s: the first transaction must stand alone (%s)", cases[k].what, sqlite3_errmsg(db));
+                CHECK(query_int(db, "SELECT count(*) FROM b WHERE v = 'b2'", &rc) == 0, "%s: half a transaction",
+                      cases[k].what);
+                sqlite3_close(db);
+                printf("ok WAL %s: recovery ends the log before it\n", cases[k].what);
+        }
+
+        /* A live WAL (its wal-index already built): a reader meets the replayed page and must not use it. */
+        spill(path, db_bytes, db_size);
+        spill(wal, wal_bytes, wal_size);
+        (void)unlink(shm);
+        db = open_or_die(path, key);
+        CHECK(sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL) == SQLITE_OK, "no checkpoint");
+        CHECK(query_int(db, "SELECT count(*) FROM a WHERE v = 'a2'", &rc) == 1 && rc == SQLITE_OK, "live: a2");
+        copy_range(wal, 32 + 24, 32 + 2 * WAL_FRAME + 24, 4096);
+        r = crypt_vfs_open(path, key, SQLITE_OPEN_READWRITE, &db2);
+        CHECK(r == 0, "live: second open %d", r);
+        if (r == 0) {
+                query_int(db2, "SELECT count(*) FROM a WHERE v = 'a1'", &rc);
+                CHECK(crypt_vfs_is_damage(rc), "live: replayed page read: %d", rc);
+                printf("ok WAL older page replayed under a live reader: %s\n", crypt_vfs_errmsg(db2, rc));
+                sqlite3_close(db2);
+        }
+        sqlite3_close(db);
+
+        /* Frame 2's page (page 2 of the second transaction) put into the database file, the WAL gone. */
+        spill(path, db_bytes, db_size);
+        spill(wal, wal_bytes, wal_size);
+        (void)unlink(shm);
+        {
+                int fd_wal = open(wal, O_RDONLY), fd_db = open(path, O_RDWR);
+                uint8_t page[4096];
+
+                if (fd_wal < 0 || fd_db < 0 || pread(fd_wal, page, sizeof page, 32 + 2 * WAL_FRAME + 24) != 4096 ||
+                    pwrite(fd_db, page, sizeof page, 4096) != 4096)
+                        abort();
+                close(fd_wal);
+                close(fd_db);
+        }
+        (void)unlink(wal);
+        r = crypt_vfs_open(path, key, SQLITE_OPEN_READWRITE, &db);
+        CHECK(r == 0, "WAL page in the database: open %d", r);
+        if (r == 0) {
+                long long n = query_int(db, "SELECT count(*) FROM a WHERE v = 'a2'", &rc);
+
+                CHECK(crypt_vfs_is_damage(rc), "WAL page in the database: read %d, %lld rows of a2", rc, n);
+                printf("ok WAL page put into the database file: %s\n", crypt_vfs_errmsg(db, rc));
+                sqlite3_close(db);
+        }
+        free(dir);
         remove_store(path);
 }
 
@@ -662,6 +816,7 @@ int main(void) {
         test_kill9("DELETE", "-journal");
         test_tamper();
         test_tamper_wal();
+        test_tamper_wal_frames();
         test_tamper_journal();
         test_wrong_key();
         test_rekey();
