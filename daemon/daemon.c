@@ -54,7 +54,7 @@ static void store_closed_cb(void *userdata) {
 
 /* The store closes only once every outbox engine that used it is gone. */
 static void maybe_close_store(Daemon *d) {
-        if (d->stopping && d->store && !d->sending && d->n_sendings_closing == 0) {
+        if (d->stopping && d->store && !d->sending && d->n_sendings_closing == 0 && d->n_store_holds == 0) {
                 /* The writer finishes its queue, then store_closed_cb; the loop runs until then. */
                 store_close(d->store, store_closed_cb, d);
                 d->store = NULL;
@@ -65,6 +65,15 @@ static void sending_closed_cb(void *userdata) {
         Daemon *d = userdata;
 
         d->n_sendings_closing--;
+        maybe_close_store(d);
+}
+
+void daemon_store_hold(Daemon *d) {
+        d->n_store_holds++;
+}
+
+void daemon_store_release(Daemon *d) {
+        d->n_store_holds--;
         maybe_close_store(d);
 }
 

@@ -41,6 +41,7 @@ typedef struct Daemon {
         DaemonUnlock *unlock; /* in flight, at most one */
         Sending *sending;   /* the outbox engine, while the store is open */
         unsigned n_sendings_closing; /* replaced by a reload or stopping; the store closes after them */
+        unsigned n_store_holds;      /* engines still using the store (daemon_store_hold) */
 } Daemon;
 
 /* Sets up d on loop with an already-loaded config (ownership passes to d). */
@@ -70,6 +71,11 @@ int daemon_reload(Daemon *d, char **errp);
 /* Begins an orderly shutdown: handles close (the listener's too), the loop
  * then runs dry. The first call's exit_code wins. */
 void daemon_stop(Daemon *d, int exit_code);
+
+/* An engine (a POP3 fetch, say) uses the store: stopping waits for its release
+ * before closing the store. */
+void daemon_store_hold(Daemon *d);
+void daemon_store_release(Daemon *d);
 
 /* Frees what daemon_init allocated; call after the loop has run dry. */
 void daemon_deinit(Daemon *d);

@@ -11,10 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <uv.h>
 
 #include "daemon/config.h"
 #include "daemon/daemon.h"
+#include "daemon/pop3/fetch.h"
 #include "ipc/server.h"
 #include "util/log.h"
 
@@ -91,6 +93,46 @@ static int start_ipc(Daemon *d, uv_loop_t *loop, bool once) {
         default:
                 log_error("D-Bus: %s", err ? err : strerror(-r));
                 return 1;
+        }
+}
+
+/* --once found accounts it cannot sync (IMAP): the exit is non-zero whatever the POP3 fetches do. */
+static bool once_unsynced;
+
+static void once_done_cb(size_t n_fetched, size_t n_failed, void *userdata) {
+        log_info("--once: %zu POP3 account(s) fetched, %zu failed", n_fetched, n_failed);
+        daemon_stop(userdata, n_failed > 0 || once_unsynced ? EXIT_FAILURE : 0);
+        /* After stopping: a SIGTERM meanwhile waited for the fetch before closing the store. */
+        daemon_store_release(userdata);
+}
+
+/*
+ * --once: fetches the POP3 accounts (or the one asked for), then stops. IMAP
+ * accounts are not synced yet: each is reported and makes the exit non-zero.
+ */
+static void once_start(Daemon *d, const char *account) {
+        int r;
+
+        for (size_t i = 0; i < d->config->n_accounts; i++) {
+                const Account *a = &d->config->accounts[i];
+
+                if ((!account || strcmp(a->name, account) == 0) && a->pop3.proto != SERVER_POP3) {
+                        log_error("--once: account %s: IMAP sync is not built into this version yet", a->name);
+                        once_unsynced = true;
+                }
+        }
+        if (!d->store) {
+                log_error("--once: the store is locked: unlock it with `tegami unlock` first");
+                return daemon_stop(d, EXIT_FAILURE);
+        }
+        r = pop3_fetch_all_start(d->loop, d->store, d->config, account, (int64_t)time(NULL), once_done_cb, d);
+        if (r == 0)
+                daemon_store_hold(d);
+        if (r == -ENOENT)
+                return daemon_stop(d, once_unsynced ? EXIT_FAILURE : 0);
+        if (r < 0) {
+                log_error("--once: %s", strerror(-r));
+                return daemon_stop(d, EXIT_FAILURE);
         }
 }
 
@@ -224,8 +266,7 @@ int main(int argc, char **argv) {
         } else if (r > 0) {
                 daemon_stop(&d, EXIT_FAILURE);
         } else if (once) {
-                log_error("--once: no sync engine is built into this version yet");
-                daemon_stop(&d, EXIT_FAILURE);
+                once_start(&d, account);
         }
 
         uv_run(&loop, UV_RUN_DEFAULT);

@@ -160,7 +160,10 @@ bool secret_service_available(void) {
 static void ss_close(SecretSession *s) {
         if (s->path) {
                 _cleanup_message_ DBusMessage *m = dbus_message_new_method_call(SS_NAME, s->path, SS_SESSION, "Close");
-                _cleanup_message_ DBusMessage *reply = m ? ss_call(s->bus, m, "Session.Close", NULL) : NULL;
+                DBusMessage *reply = m ? ss_call(s->bus, m, "Session.Close", NULL) : NULL;
+
+                if (reply) /* nothing to read: the session is gone either way */
+                        dbus_message_unref(reply);
         }
         free(s->path);
         s->path = NULL;
