@@ -94,6 +94,53 @@ static void daemon_restart_sending(Daemon *d) {
         }
 }
 
+static void scheduler_closed_cb(void *userdata) {
+        daemon_store_release(userdata);
+}
+
+static void sched_started_cb(const char *account, void *userdata) {
+        Daemon *d = userdata;
+
+        if (d->listener && d->listener->sync_started)
+                d->listener->sync_started(account, d->listener_userdata);
+}
+
+static void sched_finished_cb(const char *account, const SchedRun *run, void *userdata) {
+        Daemon *d = userdata;
+
+        if (d->listener && d->listener->sync_finished)
+                d->listener->sync_finished(account, run, d->listener_userdata);
+}
+
+static const SchedulerListener sched_listener = {
+        .started = sched_started_cb,
+        .finished = sched_finished_cb,
+};
+
+/* Replaces the scheduler with one for the current config (after open or reload); the old one's
+ * sessions are cancelled and hold the store until they have settled. */
+static void daemon_restart_scheduler(Daemon *d) {
+        int r;
+
+        if (d->scheduler) {
+                daemon_store_hold(d);
+                scheduler_close(TAKE_PTR(d->scheduler), scheduler_closed_cb, d);
+        }
+        if (!d->store || d->stopping || d->once)
+                return;
+        r = scheduler_new(d->loop, d->store, d->config, &sched_default_engines, &sched_listener, d, &d->scheduler);
+        if (r < 0) {
+                d->scheduler = NULL;
+                log_error("accounts: cannot schedule syncs: %s", strerror(-r));
+        }
+}
+
+int daemon_sync_now(Daemon *d, const char *account) {
+        if (!d->scheduler)
+                return d->locked ? -EAGAIN : -ENOENT;
+        return scheduler_run_now(d->scheduler, account);
+}
+
 /* Opens the store with key; logs and returns what store_open says. */
 static int daemon_open_store(Daemon *d, const uint8_t *key, char **errp) {
         int r = store_open(d->loop, d->store_path, key, &d->store);
@@ -107,6 +154,7 @@ static int daemon_open_store(Daemon *d, const uint8_t *key, char **errp) {
         }
         log_info("store %s open (encrypted)", d->store_path);
         daemon_restart_sending(d);
+        daemon_restart_scheduler(d);
         return 0;
 }
 
@@ -189,6 +237,7 @@ int daemon_reload(Daemon *d, char **errp) {
         log_info("configuration reloaded: %zu account(s)", c->n_accounts);
         log_accounts(c);
         daemon_restart_sending(d);
+        daemon_restart_scheduler(d);
         if (d->listener && d->listener->config_changed)
                 d->listener->config_changed(d->listener_userdata);
         return 0;
@@ -276,6 +325,10 @@ void daemon_stop(Daemon *d, int exit_code) {
         if (d->sending) {
                 d->n_sendings_closing++;
                 sending_close(TAKE_PTR(d->sending), sending_closed_cb, d);
+        }
+        if (d->scheduler) {
+                daemon_store_hold(d);
+                scheduler_close(TAKE_PTR(d->scheduler), scheduler_closed_cb, d);
         }
         maybe_close_store(d);
 }

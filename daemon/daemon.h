@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "daemon/config.h"
+#include "daemon/scheduler.h"
 #include "daemon/sending.h"
 #include "store/store.h"
 
@@ -16,6 +17,8 @@
 typedef struct DaemonListener {
         void (*config_changed)(void *userdata); /* after a good reload */
         void (*stopping)(void *userdata);       /* from daemon_stop(): close your handles */
+        void (*sync_started)(const char *account, void *userdata);
+        void (*sync_finished)(const char *account, const SchedRun *run, void *userdata);
 } DaemonListener;
 
 typedef struct DaemonUnlock DaemonUnlock;
@@ -42,6 +45,8 @@ typedef struct Daemon {
         Sending *sending;   /* the outbox engine, while the store is open */
         unsigned n_sendings_closing; /* replaced by a reload or stopping; the store closes after them */
         unsigned n_store_holds;      /* engines still using the store (daemon_store_hold) */
+        Scheduler *scheduler;        /* syncs the accounts, while the store is open (not with once) */
+        bool once;                   /* tegamid --once: main.c runs the accounts itself, no scheduler */
 } Daemon;
 
 /* Sets up d on loop with an already-loaded config (ownership passes to d). */
@@ -76,6 +81,9 @@ void daemon_stop(Daemon *d, int exit_code);
  * before closing the store. */
 void daemon_store_hold(Daemon *d);
 void daemon_store_release(Daemon *d);
+
+/* Syncs account (NULL: all) now: 0, -ENOENT for no such account, -EAGAIN while the store is locked. */
+int daemon_sync_now(Daemon *d, const char *account);
 
 /* Frees what daemon_init allocated; call after the loop has run dry. */
 void daemon_deinit(Daemon *d);

@@ -247,6 +247,7 @@ int main(int argc, char **argv) {
                 return EXIT_FAILURE;
         }
         r = daemon_init(&d, &loop, config, config_path, data_dir);
+        d.once = once; /* once_start() runs the accounts; no scheduler */
         /* The bus name first: a second tegamid stops before saying "running". */
         if (r >= 0)
                 r = start_ipc(&d, &loop, once);

@@ -48,8 +48,6 @@ static const char *const fetch_state_names[_FETCH_STATE_MAX] = {
         [FETCH_QUIT] = "quit",         [FETCH_CLOSING] = "closing",
 };
 
-typedef struct Pop3Fetch Pop3Fetch;
-
 struct Pop3Fetch {
         uv_loop_t *loop;
         Store *store;
@@ -98,7 +96,9 @@ static void fetch_maybe_done(Pop3Fetch *f) {
         if (f->state != FETCH_CLOSING || f->client_open || f->n_store > 0 || f->downloading)
                 return;
         f->res.error = f->error;
-        if (f->res.r < 0)
+        if (f->res.r == -ECANCELED)
+                log_info("%s", f->error);
+        else if (f->res.r < 0)
                 log_error("%s", f->error); /* the text names the account already */
         f->cb(&f->res, f->userdata);
         fetch_free(f);
@@ -608,6 +608,8 @@ static void folder_cb(int r, int64_t id, void *userdata) {
         Pop3Fetch *f = userdata;
 
         f->n_store--;
+        if (f->failed)
+                return fetch_maybe_done(f); /* cancelled meanwhile */
         if (r < 0)
                 return store_fail(f, r, "creating the folder");
         f->folder_id = id;
@@ -621,6 +623,8 @@ static void account_cb(int r, int64_t id, void *userdata) {
         size_t n = 0;
 
         f->n_store--;
+        if (f->failed)
+                return fetch_maybe_done(f); /* cancelled meanwhile */
         if (r < 0)
                 return store_fail(f, r, "adding the account");
         f->account_id = id;
@@ -640,8 +644,8 @@ static void account_cb(int r, int64_t id, void *userdata) {
         f->n_store++;
 }
 
-int pop3_fetch_start_full(uv_loop_t *loop, Store *store, const Account *a, const Pop3FetchOptions *opts, Pop3FetchFn cb,
-                          void *userdata) {
+int pop3_fetch_begin(uv_loop_t *loop, Store *store, const Account *a, const Pop3FetchOptions *opts, Pop3FetchFn cb,
+                     void *userdata, Pop3Fetch **fp) {
         Pop3Fetch *f;
         int r;
 
@@ -659,7 +663,18 @@ int pop3_fetch_start_full(uv_loop_t *loop, Store *store, const Account *a, const
                 return r;
         }
         f->n_store++;
+        if (fp)
+                *fp = f;
         return 0;
+}
+
+int pop3_fetch_start_full(uv_loop_t *loop, Store *store, const Account *a, const Pop3FetchOptions *opts, Pop3FetchFn cb,
+                          void *userdata) {
+        return pop3_fetch_begin(loop, store, a, opts, cb, userdata, NULL);
+}
+
+void pop3_fetch_cancel(Pop3Fetch *f) {
+        fetch_fail(f, -ECANCELED, NET_FAILURE_NETWORK, "account %s: fetch cancelled", f->acct->name);
 }
 
 int pop3_fetch_start(uv_loop_t *loop, Store *store, const Account *a, int64_t now, Pop3FetchFn cb, void *userdata) {

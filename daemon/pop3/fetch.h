@@ -68,6 +68,22 @@ int pop3_fetch_start(uv_loop_t *loop, Store *store, const Account *a, int64_t no
 int pop3_fetch_start_full(uv_loop_t *loop, Store *store, const Account *a, const Pop3FetchOptions *opts, Pop3FetchFn cb,
                           void *userdata);
 
+typedef struct Pop3Fetch Pop3Fetch;
+
+/*
+ * The same, handing out the running fetch in *fp (may be NULL) for
+ * pop3_fetch_cancel(); it is valid until cb runs.
+ */
+int pop3_fetch_begin(uv_loop_t *loop, Store *store, const Account *a, const Pop3FetchOptions *opts, Pop3FetchFn cb,
+                     void *userdata, Pop3Fetch **fp);
+
+/*
+ * Stops a running fetch as if the session broke: nothing more is downloaded,
+ * deletions not yet acknowledged by QUIT stay delete-pending. cb still runs
+ * once, with -ECANCELED, after what was in flight has been committed.
+ */
+void pop3_fetch_cancel(Pop3Fetch *f);
+
 /* Called once when pop3_fetch_all_start() is over: how many accounts were fetched and how many failed. */
 typedef void (*Pop3FetchAllFn)(size_t n_fetched, size_t n_failed, void *userdata);
 

@@ -663,3 +663,81 @@ def test_tegamid_once_reports_failure(inbox, tmp_path):
     r = tegamid_once(cfg, tmp_path / "data")
     assert r.returncode != 0
     assert "account home" in r.stderr and "authentication failed" in r.stderr, r.stderr
+
+
+# ------------------------------------------------------------------ tegamid's scheduler
+def server_stat(sb):
+    ctx = ssl.create_default_context(cafile=sb.ca_file)
+    p = poplib.POP3_SSL(sb.host, sb.ports["pop3s"], context=ctx, timeout=30)
+    try:
+        p.user(USER)
+        p.pass_(sb.users[USER])
+        return p.stat()[0]
+    finally:
+        p.quit()
+
+
+def wait_until(pred, timeout, step=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def test_daemon_polls_pop3_account(inbox, tmp_path):
+    """tegamid (no --once) fetches at start, then again every poll_interval (10 s +-10%), one session at a time."""
+    from tegami_bus import Bus, Daemon
+    deliver(inbox, 2)
+    cfg = write_config(tmp_path, inbox, pop3_leave_on_server="no", poll_interval=10)
+    with open(cfg) as f:
+        text = f.read()
+    with open(cfg, "w") as f:
+        f.write("[store]\nkey = file\n\n" + text)
+    data = tmp_path / "data"
+    bus = Bus()
+    d = Daemon(bus.env, cfg, str(data), "--log-level", "debug")
+    try:
+        d.wait_for("2 downloaded, 2 deleted on the server", timeout=30)
+        assert server_stat(inbox) == 0
+        deliver(inbox, 3, tag="later")
+        t0 = time.monotonic()
+        d.wait_for("3 downloaded, 3 deleted on the server", timeout=30)
+        waited = time.monotonic() - t0
+        assert waited <= 12.5, waited  # the next poll, not a later one
+        assert server_stat(inbox) == 0
+    finally:
+        rc = d.stop()
+        bus.close()
+    assert rc == 0, d.seen
+    ent, count = entries(cfg, str(data / "mail.db"), "--encrypted", with_count=True)
+    assert count == 5 and all(v[0] == "deleted" for v in ent.values()), ent
+
+
+def test_daemon_stops_polling_after_auth_failure(inbox, tmp_path):
+    """A refused password is not retried on every poll: the account waits for the user."""
+    from tegami_bus import Bus, Daemon
+    cfg = write_config(tmp_path, inbox, password="wrong", poll_interval=10)
+    with open(cfg) as f:
+        text = f.read()
+    with open(cfg, "w") as f:
+        f.write("[store]\nkey = file\n\n" + text)
+    bus = Bus()
+    d = Daemon(bus.env, cfg, str(tmp_path / "data"))
+    try:
+        d.wait_for("authentication failed", timeout=30)
+        d.wait_for("not retrying", timeout=5)
+        time.sleep(13)  # more than one poll_interval
+        d.lines.put(None)
+        rest = []
+        while True:
+            line = d.lines.get()
+            if line is None:
+                break
+            rest.append(line)
+        assert not any("authentication failed" in l for l in rest), rest
+    finally:
+        rc = d.stop()
+        bus.close()
+    assert rc == 0

@@ -1,0 +1,344 @@
+/*
+ * The account scheduler. Each account of the config gets a SchedJob with a
+ * timer; the timer starts the account's engine, the engine reports through
+ * sched_job_done(), and the job arms its timer again: poll_interval with
+ * jitter after a run that worked, the shared backoff after one that failed,
+ * nothing after a failure the user must fix. A run is never started while
+ * the account's previous one is still at work ("sync now" during a run
+ * queues one more run right after it).
+ *
+ * Closing cancels the running sessions and waits for their reports and for
+ * every timer handle to close before freeing anything; the Config stays
+ * referenced until then because the engines borrow its Account structs.
+ * Loop thread only.
+ */
+#include <errno.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/pop3/fetch.h"
+#include "daemon/scheduler.h"
+#include "util/log.h"
+
+/* Gap between the first runs of successive accounts, so start-up does not open every connection at once. */
+#define SCHED_START_STAGGER_MS 250
+
+/* Backoff after failures worth retrying: from 30 s up to 30 min (with the random half of backoff.h). */
+#define SCHED_BACKOFF_BASE_MS (30 * 1000)
+#define SCHED_BACKOFF_CAP_MS  (30 * 60 * 1000)
+
+struct SchedJob {
+        Scheduler *sched;
+        const Account *acct;
+        const SchedEngine *engine;
+        uv_timer_t timer;
+        bool timer_open;
+        void *handle;  /* the engine's run, while running */
+        bool running, again, cancelled;
+        SchedState state;
+        Backoff backoff;
+        int64_t last_attempt, last_success, next_run;
+        char *last_error;
+        NetFailure last_failure;
+        size_t last_new;
+        unsigned n_runs;
+};
+
+struct Scheduler {
+        uv_loop_t *loop;
+        Store *store;
+        Config *config; /* referenced */
+        const SchedulerListener *listener;
+        void *userdata;
+        SchedJob *jobs;
+        size_t n_jobs;
+        unsigned n_running, n_timers_open;
+        bool closing;
+        SchedulerClosedFn closed_cb;
+        void *closed_userdata;
+};
+
+static const char *const state_names[_SCHED_STATE_MAX] = {
+        [SCHED_STATE_IDLE] = "idle",   [SCHED_STATE_RUNNING] = "running", [SCHED_STATE_RETRY] = "retry",
+        [SCHED_STATE_ERROR] = "error", [SCHED_STATE_DISABLED] = "disabled",
+};
+
+const char *sched_state_to_string(SchedState state) {
+        return state >= 0 && state < _SCHED_STATE_MAX ? state_names[state] : "unknown";
+}
+
+uint64_t sched_poll_delay_ms(unsigned interval_s, uint32_t login_delay_s, uint32_t rnd) {
+        uint64_t base = (uint64_t)interval_s * 1000, spread = base / 5, delay;
+
+        /* base - 10% .. base + 10%: rnd scaled into [0, spread]. */
+        delay = base - spread / 2 + (spread * rnd) / UINT32_MAX;
+        if (delay < (uint64_t)login_delay_s * 1000)
+                delay = (uint64_t)login_delay_s * 1000;
+        return delay;
+}
+
+static void sched_maybe_free(Scheduler *s) {
+        SchedulerClosedFn cb;
+        void *ud;
+
+        if (!s->closing || s->n_running > 0 || s->n_timers_open > 0)
+                return;
+        cb = s->closed_cb;
+        ud = s->closed_userdata;
+        for (size_t i = 0; i < s->n_jobs; i++)
+                free(s->jobs[i].last_error);
+        free(s->jobs);
+        config_free(s->config);
+        free(s);
+        if (cb)
+                cb(ud);
+}
+
+static void job_timer_cb(uv_timer_t *t);
+
+static void job_arm(SchedJob *j, uint64_t delay_ms) {
+        if (j->sched->closing || !j->timer_open)
+                return;
+        j->next_run = (int64_t)time(NULL) + (int64_t)((delay_ms + 999) / 1000);
+        uv_timer_start(&j->timer, job_timer_cb, delay_ms, 0);
+}
+
+static void job_start(SchedJob *j) {
+        Scheduler *s = j->sched;
+        int r;
+
+        if (s->closing || j->running)
+                return;
+        j->again = false;
+        j->cancelled = false;
+        j->next_run = 0;
+        j->last_attempt = (int64_t)time(NULL);
+        r = j->engine->start(j, s->loop, s->store, j->acct, &j->handle);
+        if (r < 0) {
+                SchedRun run = {.r = r, .failure = NET_FAILURE_NETWORK, .error = ""};
+                char msg[256];
+
+                snprintf(msg, sizeof msg, "account %s: %s: cannot start: %s", j->acct->name, j->engine->name,
+                         strerror(-r));
+                run.error = msg;
+                log_error("%s", msg);
+                /* As a failed run, without the running bookkeeping. */
+                j->running = true;
+                s->n_running++;
+                sched_job_done(j, &run);
+                return;
+        }
+        j->running = true;
+        j->state = SCHED_STATE_RUNNING;
+        s->n_running++;
+        if (s->listener && s->listener->started)
+                s->listener->started(j->acct->name, s->userdata);
+}
+
+static void job_timer_cb(uv_timer_t *t) {
+        job_start(t->data);
+}
+
+void sched_job_done(SchedJob *j, const SchedRun *run) {
+        Scheduler *s = j->sched;
+        uint64_t delay = 0;
+
+        j->running = false;
+        j->handle = NULL;
+        s->n_running--;
+        j->n_runs++;
+        free(j->last_error);
+        j->last_error = strdup(run->r < 0 && run->error ? run->error : "");
+        j->last_failure = run->r < 0 ? run->failure : NET_FAILURE_NONE;
+        if (run->r >= 0) {
+                j->last_success = (int64_t)time(NULL);
+                j->last_new = run->n_new;
+                backoff_reset(&j->backoff);
+                j->state = SCHED_STATE_IDLE;
+                delay = sched_poll_delay_ms(j->acct->poll_interval, run->login_delay_seconds, randombytes_random());
+        } else if (j->cancelled || s->closing) {
+                j->state = SCHED_STATE_IDLE;
+        } else if (backoff_next(&j->backoff, run->failure, &delay) == BACKOFF_STOP) {
+                j->state = SCHED_STATE_ERROR;
+                log_acct_error(j->acct->name, "%s: not retrying until the configuration is reloaded or a sync is "
+                                              "asked for: %s",
+                               j->engine->name, net_failure_to_string(run->failure));
+        } else {
+                j->state = SCHED_STATE_RETRY;
+                if (delay < (uint64_t)run->login_delay_seconds * 1000)
+                        delay = (uint64_t)run->login_delay_seconds * 1000;
+                log_acct_info(j->acct->name, "%s: next attempt in %llu s", j->engine->name,
+                              (unsigned long long)((delay + 999) / 1000));
+        }
+        if (s->listener && s->listener->finished)
+                s->listener->finished(j->acct->name, run, s->userdata);
+        if (s->closing)
+                return sched_maybe_free(s);
+        if (j->again) {
+                /* Asked for while running: once more now (LOGIN-DELAY permitting). */
+                j->state = j->state == SCHED_STATE_ERROR ? SCHED_STATE_IDLE : j->state;
+                job_arm(j, (uint64_t)run->login_delay_seconds * 1000);
+        } else if (j->state != SCHED_STATE_ERROR)
+                job_arm(j, delay);
+}
+
+/* ---- engines ------------------------------------------------------------------------------ */
+
+static void pop3_done_cb(const Pop3FetchResult *res, void *userdata) {
+        SchedJob *j = userdata;
+        SchedRun run = {
+                .r = res->r,
+                .failure = res->failure,
+                .error = res->error,
+                .n_new = res->n_downloaded,
+                .new_bytes = res->downloaded_bytes,
+                .n_deleted_elsewhere = res->n_deleted_elsewhere,
+                .login_delay_seconds = res->login_delay_seconds,
+        };
+
+        sched_job_done(j, &run);
+}
+
+static int pop3_start(SchedJob *j, uv_loop_t *loop, Store *store, const Account *a, void **handlep) {
+        Pop3FetchOptions opts = {.now = (int64_t)time(NULL)};
+        Pop3Fetch *f = NULL;
+        int r;
+
+        r = pop3_fetch_begin(loop, store, a, &opts, pop3_done_cb, j, &f);
+        if (r < 0)
+                return r;
+        *handlep = f;
+        return 0;
+}
+
+static void pop3_cancel(void *handle) {
+        pop3_fetch_cancel(handle);
+}
+
+static const SchedEngine pop3_engine = {.name = "pop3", .start = pop3_start, .cancel = pop3_cancel};
+
+const SchedEngines sched_default_engines = {.pop3 = &pop3_engine};
+
+/* ---- the scheduler ------------------------------------------------------------------------ */
+
+static void timer_closed_cb(uv_handle_t *h) {
+        SchedJob *j = h->data;
+        Scheduler *s = j->sched;
+
+        s->n_timers_open--;
+        sched_maybe_free(s);
+}
+
+int scheduler_new(uv_loop_t *loop, Store *store, Config *config, const SchedEngines *engines,
+                  const SchedulerListener *listener, void *userdata, Scheduler **retp) {
+        Scheduler *s;
+        unsigned n_started = 0;
+
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->jobs = calloc(config->n_accounts ? config->n_accounts : 1, sizeof *s->jobs);
+        if (!s->jobs) {
+                free(s);
+                return -ENOMEM;
+        }
+        s->loop = loop;
+        s->store = store;
+        s->config = config_ref(config);
+        s->listener = listener;
+        s->userdata = userdata;
+        s->n_jobs = config->n_accounts;
+        for (size_t i = 0; i < s->n_jobs; i++) {
+                SchedJob *j = &s->jobs[i];
+                const Account *a = &config->accounts[i];
+
+                *j = (SchedJob){.sched = s, .acct = a, .state = SCHED_STATE_DISABLED};
+                backoff_init(&j->backoff, SCHED_BACKOFF_BASE_MS, SCHED_BACKOFF_CAP_MS);
+                j->engine = a->imap.proto ? engines->imap : a->pop3.proto ? engines->pop3 : NULL;
+                if (!j->engine) {
+                        if (a->imap.proto || a->pop3.proto)
+                                log_acct_warning(a->name, "%s sync is not built into this tegamid: not synced",
+                                                 a->imap.proto ? "IMAP" : "POP3");
+                        continue;
+                }
+                if (uv_timer_init(loop, &j->timer) < 0)
+                        continue; /* cannot fail on Linux; the account then stays disabled */
+                j->timer.data = j;
+                j->timer_open = true;
+                s->n_timers_open++;
+                j->state = SCHED_STATE_IDLE;
+                job_arm(j, (uint64_t)n_started++ * SCHED_START_STAGGER_MS);
+        }
+        *retp = s;
+        return 0;
+}
+
+int scheduler_run_now(Scheduler *s, const char *account) {
+        bool found = false;
+
+        for (size_t i = 0; i < s->n_jobs; i++) {
+                SchedJob *j = &s->jobs[i];
+
+                if (!j->engine || !j->timer_open || (account && strcmp(j->acct->name, account) != 0))
+                        continue;
+                found = true;
+                if (j->state == SCHED_STATE_ERROR) {
+                        j->state = SCHED_STATE_IDLE;
+                        backoff_reset(&j->backoff);
+                }
+                if (j->running)
+                        j->again = true;
+                else
+                        job_arm(j, 0);
+        }
+        return found ? 0 : -ENOENT;
+}
+
+int scheduler_get_info(Scheduler *s, const char *account, SchedAccountInfo *info) {
+        for (size_t i = 0; i < s->n_jobs; i++) {
+                SchedJob *j = &s->jobs[i];
+
+                if (strcmp(j->acct->name, account) != 0)
+                        continue;
+                *info = (SchedAccountInfo){
+                        .name = j->acct->name,
+                        .state = j->state,
+                        .last_attempt = j->last_attempt,
+                        .last_success = j->last_success,
+                        .next_run = j->next_run,
+                        .last_error = j->last_error ? j->last_error : "",
+                        .last_failure = j->last_failure,
+                        .last_new = j->last_new,
+                        .n_runs = j->n_runs,
+                };
+                return 0;
+        }
+        return -ENOENT;
+}
+
+unsigned scheduler_get_n_running(const Scheduler *s) {
+        return s->n_running;
+}
+
+void scheduler_close(Scheduler *s, SchedulerClosedFn cb, void *userdata) {
+        if (s->closing)
+                return;
+        s->closing = true;
+        s->closed_cb = cb;
+        s->closed_userdata = userdata;
+        for (size_t i = 0; i < s->n_jobs; i++) {
+                SchedJob *j = &s->jobs[i];
+
+                if (j->running && j->engine->cancel && j->handle) {
+                        j->cancelled = true;
+                        j->engine->cancel(j->handle);
+                }
+                if (j->timer_open) {
+                        j->timer_open = false;
+                        uv_close((uv_handle_t *)&j->timer, timer_closed_cb);
+                }
+        }
+        sched_maybe_free(s);
+}

@@ -1,0 +1,115 @@
+/*
+ * When each account is synced: one timer per account, at most one session
+ * per account at a time, every poll_interval seconds with a jitter so many
+ * accounts (and many machines) do not poll in step, never sooner than the
+ * server's LOGIN-DELAY, with the shared backoff after failures, and no more
+ * automatic attempts after a failure only the user can fix (credentials,
+ * certificate, downgrade) until a reload or an explicit "sync now".
+ *
+ * The protocol engines plug in through SchedEngine: POP3 fetch today, the
+ * IMAP sync engine when built. Loop thread only.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "daemon/config.h"
+#include "daemon/net/backoff.h"
+#include "store/store.h"
+
+typedef struct Scheduler Scheduler;
+typedef struct SchedJob SchedJob;
+
+typedef enum SchedState {
+        SCHED_STATE_IDLE,    /* waiting for the next poll */
+        SCHED_STATE_RUNNING, /* a session is at work */
+        SCHED_STATE_RETRY,   /* the last run failed; the next comes after a backoff */
+        SCHED_STATE_ERROR,   /* the last run failed for good: waits for the user */
+        SCHED_STATE_DISABLED, /* no engine for this account's protocol */
+        _SCHED_STATE_MAX,
+} SchedState;
+
+/* The outcome of one run, as an engine reports it. */
+typedef struct SchedRun {
+        int r;                        /* 0, or a negative errno: error says why */
+        NetFailure failure;           /* retry or stop; NONE on success */
+        const char *error;            /* names the account, the server and the reason; "" on success */
+        size_t n_new;                 /* messages stored by this run */
+        uint64_t new_bytes;
+        size_t n_deleted_elsewhere;   /* removed on the server by another device */
+        uint32_t login_delay_seconds; /* the server asks for no more than one login per this; 0 = none */
+} SchedRun;
+
+/* What status and the D-Bus properties show of an account. Strings live until the next scheduler call. */
+typedef struct SchedAccountInfo {
+        const char *name;
+        SchedState state;
+        int64_t last_attempt, last_success, next_run; /* Unix time; 0 = never / none planned */
+        const char *last_error;                       /* "" when the last run worked */
+        NetFailure last_failure;
+        size_t last_new;    /* messages the last successful run stored */
+        unsigned n_runs;    /* runs finished since the scheduler started */
+} SchedAccountInfo;
+
+/* An engine runs one session for one account and calls sched_job_done() exactly once. */
+typedef struct SchedEngine {
+        const char *name; /* "pop3", "imap" */
+        /* Starts a run; on 0 the engine calls sched_job_done(job, ...) later, never from inside start. */
+        int (*start)(SchedJob *job, uv_loop_t *loop, Store *store, const Account *a, void **handlep);
+        /* Stops a run early; sched_job_done still follows once. */
+        void (*cancel)(void *handle);
+} SchedEngine;
+
+/* Engines report here; run is valid during the call only. */
+void sched_job_done(SchedJob *job, const SchedRun *run);
+
+/* Hears about runs (the service API forwards them as D-Bus signals). Either callback may be NULL. */
+typedef struct SchedulerListener {
+        void (*started)(const char *account, void *userdata);
+        void (*finished)(const char *account, const SchedRun *run, void *userdata);
+} SchedulerListener;
+
+/* Engines by protocol; NULL leaves accounts of that protocol disabled. */
+typedef struct SchedEngines {
+        const SchedEngine *imap, *pop3;
+} SchedEngines;
+
+/* The engines built into this tegamid. */
+extern const SchedEngines sched_default_engines;
+
+/*
+ * Starts scheduling every account of config (referenced while it runs) on
+ * store; the first runs start at once, a little apart. listener may be NULL.
+ * Returns 0 or a negative errno.
+ */
+int scheduler_new(uv_loop_t *loop, Store *store, Config *config, const SchedEngines *engines,
+                  const SchedulerListener *listener, void *userdata, Scheduler **retp);
+
+/*
+ * Runs account (NULL: every account) now: a running account runs again as
+ * soon as it is done. Clears a stopped account's error. Returns 0, or -ENOENT
+ * when no such account (with an engine) exists.
+ */
+int scheduler_run_now(Scheduler *s, const char *account);
+
+/* The account's state; -ENOENT when unknown. */
+int scheduler_get_info(Scheduler *s, const char *account, SchedAccountInfo *info);
+
+/* Runs in progress (tests, status). */
+unsigned scheduler_get_n_running(const Scheduler *s);
+
+typedef void (*SchedulerClosedFn)(void *userdata);
+
+/* Cancels running sessions, waits for them and the timers, frees s, then cb (may be NULL). */
+void scheduler_close(Scheduler *s, SchedulerClosedFn cb, void *userdata);
+
+/*
+ * The delay before the next poll: interval_s with a jitter of +-10% drawn
+ * from rnd (uniform over uint32_t), and at least login_delay_s. In ms.
+ */
+uint64_t sched_poll_delay_ms(unsigned interval_s, uint32_t login_delay_s, uint32_t rnd);
+
+const char *sched_state_to_string(SchedState state);
