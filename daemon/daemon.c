@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "daemon/daemon.h"
+#include "daemon/netmon.h"
 #include "store/keys.h"
 #include "util/log.h"
 #include "util/secret.h"
@@ -177,6 +178,18 @@ static int daemon_start_store(Daemon *d, char **errp) {
         return daemon_open_store(d, key, errp);
 }
 
+/* The network may be back: what waits for it goes now rather than after its backoff. */
+static void network_changed_cb(void *userdata) {
+        Daemon *d = userdata;
+
+        if (d->stopping)
+                return;
+        if (d->sending)
+                sending_kick(d->sending);
+        if (d->scheduler)
+                scheduler_retry_now(d->scheduler);
+}
+
 static void on_signal_cb(uv_signal_t *h, int signum) {
         Daemon *d = h->data;
 
@@ -211,6 +224,14 @@ int daemon_start(Daemon *d, char **errp) {
         r = daemon_start_store(d, errp);
         if (r != 0)
                 return r;
+        if (!d->once) {
+                r = netmon_new(d->loop, network_changed_cb, d, &d->netmon);
+                if (r < 0) {
+                        d->netmon = NULL;
+                        log_warning("network: cannot watch connectivity (%s): retries follow their timers only",
+                                    strerror(-r));
+                }
+        }
         log_info("tegamid %s running: %zu account(s) from %s, data in %s", TEGAMI_VERSION, d->config->n_accounts,
                  d->config_path, d->data_dir);
         log_accounts(d->config);
@@ -322,6 +343,8 @@ void daemon_stop(Daemon *d, int exit_code) {
         close_handle(&d->sig_hup);
         if (d->unlock)
                 uv_cancel((uv_req_t *)&d->unlock->work);
+        if (d->netmon)
+                netmon_close(TAKE_PTR(d->netmon), NULL, NULL);
         if (d->sending) {
                 d->n_sendings_closing++;
                 sending_close(TAKE_PTR(d->sending), sending_closed_cb, d);

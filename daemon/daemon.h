@@ -47,6 +47,7 @@ typedef struct Daemon {
         unsigned n_store_holds;      /* engines still using the store (daemon_store_hold) */
         Scheduler *scheduler;        /* syncs the accounts, while the store is open (not with once) */
         bool once;                   /* tegamid --once: main.c runs the accounts itself, no scheduler */
+        struct Netmon *netmon;       /* connectivity changes kick the outbox and the backoffs */
 } Daemon;
 
 /* Sets up d on loop with an already-loaded config (ownership passes to d). */

@@ -296,6 +296,17 @@ int scheduler_run_now(Scheduler *s, const char *account) {
         return found ? 0 : -ENOENT;
 }
 
+void scheduler_retry_now(Scheduler *s) {
+        for (size_t i = 0; i < s->n_jobs; i++) {
+                SchedJob *j = &s->jobs[i];
+
+                if (j->state == SCHED_STATE_RETRY && !j->running && j->timer_open) {
+                        log_acct_info(j->acct->name, "%s: network changed: retrying now", j->engine->name);
+                        job_arm(j, 0);
+                }
+        }
+}
+
 int scheduler_get_info(Scheduler *s, const char *account, SchedAccountInfo *info) {
         for (size_t i = 0; i < s->n_jobs; i++) {
                 SchedJob *j = &s->jobs[i];

@@ -95,6 +95,9 @@ int scheduler_new(uv_loop_t *loop, Store *store, Config *config, const SchedEngi
  */
 int scheduler_run_now(Scheduler *s, const char *account);
 
+/* The network may be back: accounts waiting out a backoff after a network failure run now. */
+void scheduler_retry_now(Scheduler *s);
+
 /* The account's state; -ENOENT when unknown. */
 int scheduler_get_info(Scheduler *s, const char *account, SchedAccountInfo *info);
 
