@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/mime/envelope.h"
 #include "daemon/pop3/download.h"
 #include "store/body.h"
 #include "store/message.h"
@@ -43,6 +44,7 @@ typedef struct Retr {
         Pop3Download *d;
         uint32_t msg; /* 1-based */
         StoreBodyWriter *w;
+        MimeHeaders hdr; /* the header block, for the envelope the store indexes */
         bool failed, backlogged;
 } Retr;
 
@@ -66,6 +68,7 @@ static void download_store_error(Pop3Download *d, int r, const char *what) {
 
 static Retr *retr_free(Retr *rt) {
         store_body_writer_abort(rt->w);
+        mime_headers_clear(&rt->hdr);
         free(rt);
         return NULL;
 }
@@ -99,6 +102,10 @@ static void retr_event_cb(const Pop3Event *ev, void *userdata) {
         if (ev->kind != POP3_EVENT_BODY || rt->failed)
                 return;
         if (!rt->w && store_body_writer_new(rt->d->p.store, &rt->w) < 0) {
+                rt->failed = true;
+                return;
+        }
+        if (mime_headers_feed(&rt->hdr, ev->chunk.data, ev->chunk.size) < 0) {
                 rt->failed = true;
                 return;
         }
@@ -144,11 +151,14 @@ static void body_done_cb(int r, const StoreCid *cid, uint64_t size, void *userda
                             .has_body = true};
 
         rt->w = NULL; /* the writer is gone */
+        if (r >= 0)
+                r = mime_headers_envelope(&rt->hdr, &msg.env);
         if (r >= 0) {
                 msg.cid = *cid;
                 /* The message row and the record that it was fetched commit together, or neither. */
                 r = store_pop3_mark_downloaded(d->p.store, d->p.account_id, sm->uidl, sm->size, d->p.now, cid, &msg,
                                                STORE_BULK, marked_cb, rt);
+                mime_envelope_clear(&msg.env); /* the store copied what it needs */
                 if (r >= 0) {
                         d->p.md->next_uid++;
                         return; /* n_store stays counted until marked_cb */
