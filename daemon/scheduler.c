@@ -188,6 +188,7 @@ void sched_job_done(SchedJob *j, const SchedRun *run) {
 
 static void pop3_done_cb(const Pop3FetchResult *res, void *userdata) {
         SchedJob *j = userdata;
+        SchedNewMail nm = {.folder = POP3_FETCH_FOLDER, .ids = res->new_ids, .n_ids = res->new_ids ? res->n_downloaded : 0};
         SchedRun run = {
                 .r = res->r,
                 .failure = res->failure,
@@ -196,6 +197,11 @@ static void pop3_done_cb(const Pop3FetchResult *res, void *userdata) {
                 .new_bytes = res->downloaded_bytes,
                 .n_deleted_elsewhere = res->n_deleted_elsewhere,
                 .login_delay_seconds = res->login_delay_seconds,
+                .new_mail = &nm,
+                .n_new_mail = nm.n_ids > 0,
+                .quota_warning = res->r >= 0 && (res->warnings & POP3_FETCH_W_QUOTA),
+                .quota_used = res->server_bytes,
+                .quota_limit = (uint64_t)j->acct->pop3_server_warn_mb * 1024 * 1024,
         };
 
         sched_job_done(j, &run);

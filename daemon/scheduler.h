@@ -32,6 +32,13 @@ typedef enum SchedState {
         _SCHED_STATE_MAX,
 } SchedState;
 
+/* Messages a run stored in one folder (store ids). */
+typedef struct SchedNewMail {
+        const char *folder;
+        const int64_t *ids;
+        size_t n_ids;
+} SchedNewMail;
+
 /* The outcome of one run, as an engine reports it. */
 typedef struct SchedRun {
         int r;                        /* 0, or a negative errno: error says why */
@@ -41,6 +48,10 @@ typedef struct SchedRun {
         uint64_t new_bytes;
         size_t n_deleted_elsewhere;   /* removed on the server by another device */
         uint32_t login_delay_seconds; /* the server asks for no more than one login per this; 0 = none */
+        const SchedNewMail *new_mail; /* by folder; may be fewer ids than n_new (memory ran out) */
+        size_t n_new_mail;
+        bool quota_warning;           /* usage crossed the account's warning level */
+        uint64_t quota_used, quota_limit; /* bytes, with quota_warning */
 } SchedRun;
 
 /* What status and the D-Bus properties show of an account. Strings live until the next scheduler call. */

@@ -133,7 +133,7 @@ static int pop3_mark_downloaded_run(sqlite3 *db, void *userdata) {
         rc = sqlite3_step(st);
         if (rc != SQLITE_ROW)
                 return store_db_errno(rc) ?: -EIO;
-        p->op.id = sqlite3_column_int64(st, 0);
+        p->op.id = p->has_msg ? message_id : sqlite3_column_int64(st, 0);
         return store_step_done(st);
 }
 

@@ -38,7 +38,8 @@ void store_pop3_list_free(StorePop3Entry *entries, size_t n_entries);
 /* Records uidl as downloaded (cid may be NULL for SKIPPED-like bookkeeping)
  * and, when msg is not NULL, inserts msg in the same job, so the message and
  * the record that it was fetched commit together or not at all. An existing
- * entry keeps its first_seen. cb gets the entry id. Use STORE_BARRIER on the
+ * entry keeps its first_seen. cb gets the message's id when msg is given,
+ * else the entry's. Use STORE_BARRIER on the
  * last download before sending DELE. */
 int store_pop3_mark_downloaded(Store *s, int64_t account_id, const char *uidl, uint64_t size, int64_t first_seen,
                                const StoreCid *cid, const StoreMessage *msg, StoreDurability durability, StoreIdFn cb,

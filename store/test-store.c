@@ -337,6 +337,13 @@ static void test_api(const char *dir) {
         w = (Wait){};
         check(store_pop3_mark_downloaded(s, acct, "UIDL-1", 300000, 1000, &big, &pm, STORE_BULK, wait_id_cb, &w) == 0);
         check(wait_for(&loop, &w) == 0);
+        {
+                StoreMessage pm_got;
+
+                check(store_message_get(s, w.id, &pm_got) == 0); /* the id is the message's */
+                check(pm_got.uid == 1 && pm_got.env.subject && strcmp(pm_got.env.subject, "pop") == 0);
+                store_message_clear(&pm_got);
+        }
         w = (Wait){};
         check(store_pop3_mark_downloaded(s, acct, "UIDL-2", 10, 2000, &big, NULL, STORE_BARRIER, wait_id_cb, &w) == 0);
         check(wait_for(&loop, &w) == 0);

@@ -36,6 +36,7 @@ struct Pop3Download {
         int error;
         const char *error_what;
         size_t n_stored;
+        int64_t *ids; /* of the messages stored, n_stored of them */
         uint64_t bytes;
 };
 
@@ -52,7 +53,8 @@ typedef struct Retr {
 static void download_maybe_done(Pop3Download *d) {
         if (d->pumping || d->n_flight > 0 || d->n_store > 0 || (!d->stopped && d->i_next < d->n_msgs))
                 return;
-        d->cb(d->error, d->error_what ? d->error_what : "", d->n_stored, d->bytes, d->userdata);
+        d->cb(d->error, d->error_what ? d->error_what : "", d->n_stored, d->ids, d->bytes, d->userdata);
+        free(d->ids);
         free(d->msgs);
         free(d);
 }
@@ -132,6 +134,7 @@ static void marked_cb(int r, int64_t id, void *userdata) {
         else {
                 m->local = POP3_LOCAL_DOWNLOADED;
                 m->first_seen = d->p.now;
+                d->ids[d->n_stored] = id; /* sized for every message of the download */
                 d->n_stored++;
                 d->bytes += m->size;
         }
@@ -250,7 +253,10 @@ int pop3_download_start(const Pop3DownloadParams *p, const uint32_t *msgs, size_
         if (!d)
                 return -ENOMEM;
         d->msgs = malloc(n * sizeof *msgs);
-        if (!d->msgs) {
+        d->ids = malloc(n * sizeof *d->ids);
+        if (!d->msgs || !d->ids) {
+                free(d->msgs);
+                free(d->ids);
                 free(d);
                 return -ENOMEM;
         }
@@ -263,6 +269,7 @@ int pop3_download_start(const Pop3DownloadParams *p, const uint32_t *msgs, size_
         r = send_next(d);
         if (r < 0) {
                 free(d->msgs);
+                free(d->ids);
                 free(d);
                 return r;
         }

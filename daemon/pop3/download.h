@@ -32,11 +32,13 @@ typedef struct Pop3DownloadParams {
 /*
  * Called once, when every RETR sent has been answered (or cancelled with the
  * session) and every body stored has been recorded: r is 0, or the first
- * store error (a negative errno; what names the step). The download is freed
+ * store error (a negative errno; what names the step); ids are the store ids
+ * of the n_stored messages, valid during the call. The download is freed
  * after this returns. A session that breaks is not an error here: the client
  * reports it; what was stored until then stays stored.
  */
-typedef void (*Pop3DownloadFn)(int r, const char *what, size_t n_stored, uint64_t bytes, void *userdata);
+typedef void (*Pop3DownloadFn)(int r, const char *what, size_t n_stored, const int64_t *ids, uint64_t bytes,
+                               void *userdata);
 
 /*
  * Starts downloading msgs[0..n) (message numbers, n > 0; copied). p is copied;

@@ -65,6 +65,7 @@ struct Pop3Fetch {
         bool downloading; /* download.c is at work; its callback is still to come */
         size_t n_store;   /* store writes not yet called back */
         size_t n_top_flight;
+        int64_t *new_ids; /* store ids of the messages downloaded */
         uint32_t *del; /* message numbers marked delete-pending by the barrier commit */
         size_t n_del;
         bool failed;
@@ -88,6 +89,7 @@ static void fetch_free(Pop3Fetch *f) {
         pop3_maildrop_deinit(&f->md);
         free(f->dl);
         free(f->del);
+        free(f->new_ids);
         free(f);
 }
 
@@ -96,6 +98,7 @@ static void fetch_maybe_done(Pop3Fetch *f) {
         if (f->state != FETCH_CLOSING || f->client_open || f->n_store > 0 || f->downloading)
                 return;
         f->res.error = f->error;
+        f->res.new_ids = f->new_ids;
         if (f->res.r == -ECANCELED)
                 log_info("%s", f->error);
         else if (f->res.r < 0)
@@ -376,10 +379,15 @@ static void list_done_cb(int r, const Pop3Status *st, void *userdata) {
 /* ---- download (download.c) ---------------------------------------------------------------- */
 
 /* Every RETR is answered (or cancelled) and every body stored is recorded. */
-static void download_done_cb(int r, const char *what, size_t n_stored, uint64_t bytes, void *userdata) {
+static void download_done_cb(int r, const char *what, size_t n_stored, const int64_t *ids, uint64_t bytes,
+                             void *userdata) {
         Pop3Fetch *f = userdata;
 
         f->downloading = false;
+        free(f->new_ids);
+        f->new_ids = n_stored > 0 ? malloc(n_stored * sizeof *ids) : NULL;
+        if (f->new_ids)
+                memcpy(f->new_ids, ids, n_stored * sizeof *ids); /* else only counted: no NewMail ids */
         f->res.n_downloaded = n_stored;
         f->res.downloaded_bytes = bytes;
         if (r < 0)

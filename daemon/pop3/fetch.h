@@ -27,6 +27,7 @@ typedef struct Pop3FetchResult {
         uint32_t n_server;     /* messages on the server (STAT) */
         uint64_t server_bytes; /* their size (STAT) */
         size_t n_downloaded;   /* stored by this fetch */
+        const int64_t *new_ids; /* their store ids (in POP3_FETCH_FOLDER); NULL if memory ran out */
         uint64_t downloaded_bytes;
         size_t n_skipped;             /* left on the server by pop3_skip_bigger_than_mb */
         size_t n_deleted;             /* deleted on the server by this fetch (QUIT acknowledged) */
