@@ -77,6 +77,7 @@ static const KeyDef account_keys[] = {
         K("pop3_delete_bigger_than_mb", KEY_UINT, pop3_delete_bigger_than_mb, 0, 0, 100000),
         K("pop3_skip_bigger_than_mb", KEY_UINT, pop3_skip_bigger_than_mb, 0, 0, 100000),
         K("pop3_server_warn_mb", KEY_UINT, pop3_server_warn_mb, 0, 0, 100000000),
+        K("notify_preview", KEY_BOOL, notify_preview),
 };
 
 /* Parsing state shared by the reader and the handler. */
@@ -87,8 +88,8 @@ typedef struct Parser {
         bool at_line_start;
         Config *config;
         Account *account;         /* current [account] section, NULL in [store] */
-        bool in_store;
-        unsigned store_line;
+        bool in_store, in_notify;
+        unsigned store_line, notify_line;
         bool seen[ARRAY_SIZE(account_keys)];
         bool store_key_seen;
         char *error;              /* first error, malloc'd */
@@ -335,6 +336,7 @@ static void account_set_defaults(Account *a) {
         a->outbox_expire_days = 5;
         a->quota_warn_percent = 90;
         a->pop3_leave_on_server = true;
+        a->notify_preview = true;
 }
 
 static bool valid_account_name(const char *n) {
@@ -365,9 +367,16 @@ static void parser_begin_section(Parser *p, const char *line) {
         name[len] = '\0';
 
         p->account = NULL;
-        p->in_store = false;
+        p->in_store = p->in_notify = false;
         memset(p->seen, 0, sizeof p->seen);
 
+        if (strcmp(name, "notify") == 0) {
+                if (p->notify_line)
+                        parser_error(p, NULL, "duplicate [notify] section (first on line %u)", p->notify_line);
+                p->in_notify = true;
+                p->notify_line = p->line;
+                return;
+        }
         if (strcmp(name, "store") == 0) {
                 if (p->store_line)
                         parser_error(p, NULL, "duplicate [store] section (first on line %u)", p->store_line);
@@ -376,7 +385,7 @@ static void parser_begin_section(Parser *p, const char *line) {
                 return;
         }
         if (strncmp(name, "account ", 8) != 0) {
-                parser_error(p, NULL, "unknown section [%s] (expected [store] or [account NAME])", name);
+                parser_error(p, NULL, "unknown section [%s] (expected [store], [notify] or [account NAME])", name);
                 return;
         }
 
@@ -462,6 +471,27 @@ static int handle_store_key(Parser *p, const char *name, const char *value) {
         parser_error(p, NULL, "[store]: key \"key\": \"%s\" is not one of auto, file, secret-service, passphrase",
                      value);
         return 0;
+}
+
+static int handle_notify_key(Parser *p, const char *name, const char *value) {
+        if (strcmp(name, "open_command") != 0) {
+                parser_error(p, NULL, "[notify]: unknown key \"%s\" (expected open_command)", name);
+                return 0;
+        }
+        if (p->config->notify_open_command) {
+                parser_error(p, NULL, "[notify]: key \"open_command\" given twice");
+                return 0;
+        }
+        if (!*value) {
+                parser_error(p, NULL, "[notify]: key \"open_command\" is empty");
+                return 0;
+        }
+        p->config->notify_open_command = strdup(value);
+        if (!p->config->notify_open_command) {
+                parser_error(p, NULL, "out of memory");
+                return 0;
+        }
+        return 1;
 }
 
 static int handle_account_key(Parser *p, const char *name, const char *value) {
@@ -572,6 +602,8 @@ static int parser_handler(void *user, const char *section, const char *name, con
         }
         if (p->in_store)
                 return handle_store_key(p, name, value);
+        if (p->in_notify)
+                return handle_notify_key(p, name, value);
         if (p->account)
                 return handle_account_key(p, name, value);
         return 0; /* in a rejected section: the error is already recorded */
@@ -691,6 +723,7 @@ Config *config_free(Config *c) {
         for (size_t i = 0; i < c->n_accounts; i++)
                 account_deinit(&c->accounts[i]);
         free(c->accounts);
+        free(c->notify_open_command);
         free(c->path);
         free(c);
         return NULL;

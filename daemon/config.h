@@ -70,12 +70,15 @@ typedef struct Account {
         unsigned pop3_delete_bigger_than_mb;
         unsigned pop3_skip_bigger_than_mb;
         unsigned pop3_server_warn_mb;
+
+        bool notify_preview;                  /* notifications may show sender and subject */
 } Account;
 
 typedef struct Config {
         unsigned n_ref;     /* config_ref() / config_free() */
         char *path;
         StoreKeyKind store_key;
+        char *notify_open_command;  /* [notify] open_command: run by a notification's default action */
         Account *accounts;
         size_t n_accounts;
 } Config;

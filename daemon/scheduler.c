@@ -44,6 +44,7 @@ struct SchedJob {
         NetFailure last_failure;
         size_t last_new;
         unsigned n_runs;
+        uint64_t quota_used, quota_limit;
 };
 
 struct Scheduler {
@@ -155,6 +156,10 @@ void sched_job_done(SchedJob *j, const SchedRun *run) {
         if (run->r >= 0) {
                 j->last_success = (int64_t)time(NULL);
                 j->last_new = run->n_new;
+                if (run->quota_used || run->quota_limit) {
+                        j->quota_used = run->quota_used;
+                        j->quota_limit = run->quota_limit;
+                }
                 backoff_reset(&j->backoff);
                 j->state = SCHED_STATE_IDLE;
                 delay = sched_poll_delay_ms(j->acct->poll_interval, run->login_delay_seconds, randombytes_random());
@@ -329,6 +334,8 @@ int scheduler_get_info(Scheduler *s, const char *account, SchedAccountInfo *info
                         .last_failure = j->last_failure,
                         .last_new = j->last_new,
                         .n_runs = j->n_runs,
+                        .quota_used = j->quota_used,
+                        .quota_limit = j->quota_limit,
                 };
                 return 0;
         }

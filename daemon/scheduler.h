@@ -63,6 +63,7 @@ typedef struct SchedAccountInfo {
         NetFailure last_failure;
         size_t last_new;    /* messages the last successful run stored */
         unsigned n_runs;    /* runs finished since the scheduler started */
+        uint64_t quota_used, quota_limit; /* bytes, as the last run saw them; 0 = unknown */
 } SchedAccountInfo;
 
 /* An engine runs one session for one account and calls sched_job_done() exactly once. */

@@ -29,26 +29,66 @@ static void format_url(char *buf, size_t size, const ServerUrl *u) {
                  u->port);
 }
 
-static void fill_account(const Account *a, bool locked, ServiceAccount *retp) {
+ServiceError service_error_from_failure(NetFailure failure) {
+        switch (failure) {
+        case NET_FAILURE_NONE:
+                return SERVICE_ERROR_NONE;
+        case NET_FAILURE_AUTH:
+        case NET_FAILURE_CREDENTIALS:
+                return SERVICE_ERROR_AUTH_FAILED;
+        case NET_FAILURE_CERTIFICATE:
+        case NET_FAILURE_DOWNGRADE:
+                return SERVICE_ERROR_TLS;
+        case NET_FAILURE_NETWORK:
+        case NET_FAILURE_PROTOCOL:
+                return SERVICE_ERROR_NETWORK;
+        default:
+                return SERVICE_ERROR_FAILED;
+        }
+}
+
+/* The scheduler's view of the account: state, last sync, last error, quota. */
+static void fill_sync_state(Daemon *d, const Account *a, ServiceAccount *retp) {
+        SchedAccountInfo info;
+
+        if (!d->scheduler || scheduler_get_info(d->scheduler, a->name, &info) < 0)
+                return;
+        retp->state = info.state == SCHED_STATE_RUNNING ? SERVICE_ACCOUNT_SYNCING
+                      : info.state == SCHED_STATE_ERROR ? SERVICE_ACCOUNT_ERROR
+                                                        : SERVICE_ACCOUNT_IDLE;
+        retp->last_sync = info.last_success;
+        if (*info.last_error) {
+                retp->last_error = service_error_from_failure(info.last_failure);
+                if (retp->last_error == SERVICE_ERROR_NONE)
+                        retp->last_error = SERVICE_ERROR_FAILED;
+                retp->last_error_message = info.last_error;
+        }
+        retp->quota_used = info.quota_used;
+        retp->quota_limit = info.quota_limit;
+}
+
+static void fill_account(Daemon *d, const Account *a, ServiceAccount *retp) {
         const ServerUrl *in = a->imap.proto ? &a->imap : &a->pop3;
 
         *retp = (ServiceAccount){
                 .name = a->name,
                 .address = a->address,
                 .protocol = a->imap.proto ? "imap" : "pop3",
-                .state = locked ? SERVICE_ACCOUNT_LOCKED : SERVICE_ACCOUNT_IDLE,
+                .state = d->locked ? SERVICE_ACCOUNT_LOCKED : SERVICE_ACCOUNT_IDLE,
                 .last_error = SERVICE_ERROR_NONE,
                 .last_error_message = "",
         };
         format_url(retp->server, sizeof retp->server, in);
         if (a->smtp.proto)
                 format_url(retp->send_server, sizeof retp->send_server, &a->smtp);
+        if (!d->locked)
+                fill_sync_state(d, a, retp);
 }
 
 int service_get_account(Daemon *d, size_t i, ServiceAccount *retp) {
         if (!d->config || i >= d->config->n_accounts)
                 return -ENOENT;
-        fill_account(&d->config->accounts[i], d->locked, retp);
+        fill_account(d, &d->config->accounts[i], retp);
         return 0;
 }
 
@@ -57,8 +97,21 @@ int service_find_account(Daemon *d, const char *name, ServiceAccount *retp) {
 
         if (!a)
                 return -ENOENT;
-        fill_account(a, d->locked, retp);
+        fill_account(d, a, retp);
         return 0;
+}
+
+int service_sync(Daemon *d, const char *account) {
+        int r;
+
+        if (d->locked)
+                return SERVICE_ERROR_LOCKED;
+        if (account && (!d->config || !config_find_account(d->config, account)))
+                return SERVICE_ERROR_NOT_FOUND;
+        r = daemon_sync_now(d, account);
+        if (r == -EAGAIN)
+                return SERVICE_ERROR_LOCKED;
+        return r < 0 ? SERVICE_ERROR_NOT_FOUND : 0;
 }
 
 int service_reload(Daemon *d, char **errp) {

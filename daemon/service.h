@@ -28,6 +28,7 @@ typedef enum ServiceError {
         SERVICE_ERROR_INVALID_ARGS,
         SERVICE_ERROR_INVALID_CONFIG,
         SERVICE_ERROR_NOT_SUPPORTED,
+        SERVICE_ERROR_FAILED, /* something broke inside tegamid (the store); the message says what */
 } ServiceError;
 
 typedef enum ServiceAccountState {
@@ -117,3 +118,10 @@ void service_quit(Daemon *d, int exit_code);
 
 /* Registers the one listener (NULL to remove it); l must outlive it. */
 void service_set_listener(Daemon *d, const ServiceListener *l, void *userdata);
+
+/* The error front ends are told for a session that failed this way. */
+ServiceError service_error_from_failure(NetFailure failure);
+
+/* Syncs (or fetches) account now, NULL for every account: 0 once started (progress and the
+ * outcome come through the listener), SERVICE_ERROR_NOT_FOUND, or SERVICE_ERROR_LOCKED. */
+int service_sync(Daemon *d, const char *account);

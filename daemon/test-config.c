@@ -98,6 +98,12 @@ static void test_errors(void) {
         EXPECT_ERROR("two secrets", ACC "imap = imaps://h\npassword = x\npassword_command = y\n", 0600, 1,
                      "\"password\"", "\"password_command\"");
         EXPECT_ERROR("indented continuation", ACC "imap = imaps://h\n  continued\n", 0600, 4, "syntax");
+        EXPECT_ERROR("unknown notify key", "[notify]\npreview = no\n" ACC "imap = imaps://h\n", 0600, 2,
+                     "[notify]", "\"preview\"");
+        EXPECT_ERROR("duplicate notify", "[notify]\n[notify]\n" ACC "imap = imaps://h\n", 0600, 2, "[notify]",
+                     "line 1");
+        EXPECT_ERROR("bad notify_preview", ACC "imap = imaps://h\nnotify_preview = maybe\n", 0600, 4,
+                     "\"notify_preview\"");
 }
 
 static void test_ok(void) {
@@ -108,7 +114,8 @@ static void test_ok(void) {
                                   "tls_fingerprint = sha256:" "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:"
                                   "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89\n"
                                   "[account home]\naddress = bob@example.net\npop3 = pop3s://pop.example.net\n"
-                                  "pop3_delete_after_days = 3\nmax_message_size = 25\n",
+                                  "pop3_delete_after_days = 3\nmax_message_size = 25\nnotify_preview = no\n"
+                                  "[notify]\nopen_command = xdg-open mailto:\n",
                                   0600);
         char *err = NULL;
         Config *c = NULL;
@@ -133,6 +140,8 @@ static void test_ok(void) {
         assert(strncmp(w->tls_fingerprint, "abcdef0123456789", 16) == 0 && strlen(w->tls_fingerprint) == 64);
         assert(h->pop3.port == 995 && h->pop3_delete_after_days == 3 && h->pop3_leave_on_server);
         assert(h->max_message_size == 25u * 1024 * 1024);
+        assert(!h->notify_preview && w->notify_preview);
+        assert(strcmp(c->notify_open_command, "xdg-open mailto:") == 0);
         assert(h->poll_interval == 300 && strcmp(h->folders[0], "*") == 0);
         assert(strcmp(server_url_scheme(&h->pop3), "pop3s") == 0);
         config_free(c);

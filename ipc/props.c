@@ -22,6 +22,7 @@ const char *ipc_error_name(ServiceError e) {
                 [SERVICE_ERROR_INVALID_ARGS] = "org.tegami.Mail1.Error.InvalidArgs",
                 [SERVICE_ERROR_INVALID_CONFIG] = "org.tegami.Mail1.Error.InvalidConfig",
                 [SERVICE_ERROR_NOT_SUPPORTED] = "org.tegami.Mail1.Error.NotSupported",
+                [SERVICE_ERROR_FAILED] = "org.freedesktop.DBus.Error.Failed",
         };
 
         return (size_t)e < ARRAY_SIZE(names) ? names[e] : NULL;

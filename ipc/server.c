@@ -31,10 +31,14 @@
 
 static void server_config_changed(void *userdata);
 static void server_stopping(void *userdata);
+static void server_sync_started(const char *account, void *userdata);
+static void server_sync_finished(const char *account, const SchedRun *run, void *userdata);
 
 static const ServiceListener server_listener = {
         .config_changed = server_config_changed,
         .stopping = server_stopping,
+        .sync_started = server_sync_started,
+        .sync_finished = server_sync_finished,
 };
 
 /* ---- snapshots of what clients were told ---- */
@@ -204,6 +208,74 @@ static void server_config_changed(void *userdata) {
         snaps_free(s->snaps, s->n_snaps);
         s->snaps = now;
         s->n_snaps = n_now;
+}
+
+/* ---- sync signals ---- */
+
+/* A signal on the manager object; args as for dbus_message_append_args, DBUS_TYPE_INVALID-terminated. */
+static void emit_signal(IpcServer *s, const char *member, int first_type, ...) {
+        DBusMessage *m;
+        va_list ap;
+        bool ok;
+
+        if (s->closing || !s->exported)
+                return;
+        m = dbus_message_new_signal(IPC_PATH_MANAGER, IPC_IFACE_MANAGER, member);
+        if (!m)
+                return;
+        va_start(ap, first_type);
+        ok = dbus_message_append_args_valist(m, first_type, ap);
+        va_end(ap);
+        if (!ok) {
+                dbus_message_unref(m);
+                return;
+        }
+        send_and_unref(s, m);
+}
+
+static void server_sync_started(const char *account, void *userdata) {
+        IpcServer *s = userdata;
+
+        emit_signal(s, "SyncStarted", DBUS_TYPE_STRING, &account, DBUS_TYPE_INVALID);
+        server_config_changed(s); /* State: syncing */
+}
+
+/*
+ * A run ended: NewMail per folder (store ids only: content goes to those who
+ * ask with GetMessage), QuotaWarning, SyncFinished, and for a failure
+ * AccountError, which front ends like tegami-notify show.
+ */
+static void server_sync_finished(const char *account, const SchedRun *run, void *userdata) {
+        IpcServer *s = userdata;
+        dbus_bool_t success = run->r >= 0;
+        const char *error = "", *message = success ? "" : (run->error ? run->error : "");
+
+        for (size_t i = 0; i < run->n_new_mail; i++) {
+                const SchedNewMail *nm = &run->new_mail[i];
+                const dbus_uint64_t *ids = (const dbus_uint64_t *)nm->ids;
+
+                if (nm->n_ids == 0)
+                        continue;
+                emit_signal(s, "NewMail", DBUS_TYPE_STRING, &account, DBUS_TYPE_STRING, &nm->folder, DBUS_TYPE_ARRAY,
+                            DBUS_TYPE_UINT64, &ids, (int)nm->n_ids, DBUS_TYPE_INVALID);
+        }
+        if (run->quota_warning) {
+                dbus_uint64_t used = run->quota_used, limit = run->quota_limit;
+
+                emit_signal(s, "QuotaWarning", DBUS_TYPE_STRING, &account, DBUS_TYPE_UINT64, &used, DBUS_TYPE_UINT64,
+                            &limit, DBUS_TYPE_INVALID);
+        }
+        if (!success && run->r != -ECANCELED) {
+                error = ipc_error_name(service_error_from_failure(run->failure));
+                if (!error)
+                        error = ipc_error_name(SERVICE_ERROR_FAILED);
+        }
+        emit_signal(s, "SyncFinished", DBUS_TYPE_STRING, &account, DBUS_TYPE_BOOLEAN, &success, DBUS_TYPE_STRING,
+                    &error, DBUS_TYPE_STRING, &message, DBUS_TYPE_INVALID);
+        if (!success && run->r != -ECANCELED)
+                emit_signal(s, "AccountError", DBUS_TYPE_STRING, &account, DBUS_TYPE_STRING, &error, DBUS_TYPE_STRING,
+                            &message, DBUS_TYPE_INVALID);
+        server_config_changed(s); /* State, LastSync, LastError, Quota */
 }
 
 /* ---- introspection ---- */
