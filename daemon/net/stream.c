@@ -196,6 +196,8 @@ static void write_cb(uv_write_t *req, int status) {
         free(w);
         if (status < 0 && status != UV_ECANCELED)
                 stream_fail(s, NET_FAILURE_NETWORK, status, "write failed: %s", uv_strerror(status));
+        else if (status == 0 && s->state == NET_STREAM_OPEN && s->ops->written)
+                s->ops->written(s, s->userdata);
 }
 
 /* Writes n raw bytes to the socket (ciphertext, or plaintext without TLS). */

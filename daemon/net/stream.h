@@ -47,6 +47,9 @@ typedef struct NetStreamOps {
         void (*raw)(NetStream *s, const char *data, size_t n, bool done, void *userdata);
         void (*failed)(NetStream *s, int status, void *userdata);
         void (*closed)(NetStream *s, void *userdata);
+        /* May be NULL. A write reached the socket, so net_stream_write_queue_size() went down: an
+         * upload held back by that size (back-pressure) may write more. Only while the stream is open. */
+        void (*written)(NetStream *s, void *userdata);
 } NetStreamOps;
 
 typedef enum NetStreamState {
