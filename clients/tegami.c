@@ -6,7 +6,7 @@
  * daemon or the bus is unavailable. Single-threaded, no event loop.
  */
 #include <dbus/dbus.h>
-#include <getopt.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,16 +18,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clients/cli.h"
 #include "clients/send.h"
 #include "util/macro.h"
 
-#define BUS_NAME "org.tegami.Mail1"
-#define BUS_PATH "/org/tegami/Mail1"
-#define BUS_IFACE "org.tegami.Mail1"
 /* The daemon takes passphrases of up to 4096 bytes; room for CR LF NUL. */
 #define IPC_PASSPHRASE_LINE 4099
-
-enum { EXIT_DAEMON = 1, EXIT_USAGE = 2, EXIT_UNAVAILABLE = 69 };
 
 /* One account as the Status call describes it. */
 typedef struct AccountInfo {
@@ -51,13 +47,23 @@ static void usage(FILE *f) {
               "Commands:\n"
               "  status                 the daemon and every account\n"
               "  accounts               the configured accounts\n"
+              "  folders ACCOUNT        an account's folders with unread and total counts\n"
+              "  list ACCOUNT FOLDER [--limit N] [--offset N]\n"
+              "                         a folder's messages, newest first (50 by default)\n"
+              "  show ID [--raw]        a message: From, To, Subject, Date and the body;\n"
+              "                         --raw writes the message exactly as stored\n"
+              "  flag ID... +FLAG -FLAG...\n"
+              "                         add or remove flags: seen, answered, flagged, deleted,\n"
+              "                         draft, forwarded, or any keyword\n"
+              "  move ACCOUNT FOLDER ID...  move messages to another folder of their account\n"
+              "  delete ID...           delete messages here and on the server\n"
+              "  outbox [retry ID | cancel ID]\n"
+              "                         what waits to be sent; send one again now; drop one\n"
               "  unlock                 unlock a passphrase-protected store (the passphrase is\n"
               "                         asked on the terminal, or read as one line from stdin)\n"
               "  send [--account A]     queue the message on stdin in the outbox (recipients from\n"
               "                         To, Cc and Bcc); prints its outbox id\n"
-              "  sync [ACCOUNT] [--wait], fetch ACCOUNT [--dry-run], folders ACCOUNT,\n"
-              "  list ACCOUNT FOLDER, show ID [--raw], search QUERY,\n"
-              "  outbox [retry|cancel ID], watch, rekey\n"
+              "  sync [ACCOUNT] [--wait], fetch ACCOUNT [--dry-run], search QUERY, watch, rekey\n"
               "                         not available yet in this version\n\n"
               "Options:\n"
               "  -j, --json             print JSON instead of text\n"
@@ -66,33 +72,6 @@ static void usage(FILE *f) {
               "Exit status: 0 ok, 1 the daemon reported an error, 2 usage error,\n"
               "69 tegamid or the session bus is unavailable.\n",
               f);
-}
-
-/* ---- JSON output ---- */
-
-static void json_string(const char *s) {
-        putchar('"');
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-                if (*p == '"' || *p == '\\')
-                        printf("\\%c", *p);
-                else if (*p == '\n')
-                        fputs("\\n", stdout);
-                else if (*p == '\t')
-                        fputs("\\t", stdout);
-                else if (*p < 0x20 || *p == 0x7f)
-                        printf("\\u%04x", *p);
-                else
-                        putchar(*p);
-        }
-        putchar('"');
-}
-
-static void json_key(const char *key, bool *first) {
-        if (!*first)
-                putchar(',');
-        *first = false;
-        json_string(key);
-        putchar(':');
 }
 
 static void json_account(const AccountInfo *a) {
@@ -222,51 +201,12 @@ static bool read_status(DBusMessage *reply, StatusInfo *st) {
 
 /* ---- calling the daemon ---- */
 
-static bool error_means_unavailable(const char *name) {
-        return strcmp(name, DBUS_ERROR_SERVICE_UNKNOWN) == 0 || strcmp(name, DBUS_ERROR_NAME_HAS_NO_OWNER) == 0 ||
-               strcmp(name, DBUS_ERROR_NO_REPLY) == 0 || strcmp(name, DBUS_ERROR_DISCONNECTED) == 0 ||
-               strcmp(name, DBUS_ERROR_TIMEOUT) == 0 || strncmp(name, "org.freedesktop.DBus.Error.Spawn.", 33) == 0;
-}
-
-/* Calls method on the daemon; on failure prints why and returns the exit code. */
-static int call(DBusConnection *conn, const char *method, DBusMessage **replyp) {
-        DBusMessage *m = dbus_message_new_method_call(BUS_NAME, BUS_PATH, BUS_IFACE, method);
-        DBusError e;
-
-        if (!m) {
-                fputs("tegami: out of memory\n", stderr);
-                return EXIT_FAILURE;
-        }
-        dbus_error_init(&e);
-        *replyp = dbus_connection_send_with_reply_and_block(conn, m, DBUS_TIMEOUT_USE_DEFAULT, &e);
-        dbus_message_unref(m);
-        if (*replyp)
-                return 0;
-        if (error_means_unavailable(e.name)) {
-                fprintf(stderr, "tegami: tegamid is not running and could not be started: %s\n", e.message);
-                dbus_error_free(&e);
-                return EXIT_UNAVAILABLE;
-        }
-        fprintf(stderr, "tegami: %s: %s\n", e.name, e.message);
-        dbus_error_free(&e);
-        return EXIT_DAEMON;
-}
-
-static const char *when(int64_t t, char *buf, size_t size) {
-        time_t tt = (time_t)t;
-        struct tm tm;
-
-        if (t <= 0 || !localtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M", &tm) == 0)
-                return "never";
-        return buf;
-}
-
 static int cmd_status(DBusConnection *conn, bool json) {
         DBusMessage *reply = NULL;
         StatusInfo st;
         int r;
 
-        r = call(conn, "Status", &reply);
+        r = cli_call(conn, cli_method("Status"), "status", DBUS_TIMEOUT_USE_DEFAULT, &reply);
         if (r != 0)
                 return r;
         if (!read_status(reply, &st)) {
@@ -299,7 +239,7 @@ static int cmd_status(DBusConnection *conn, bool json) {
                         char buf[32];
 
                         printf("  %-16s %-5s %-10s last sync %-16s unread %" PRIu32 "/%" PRIu32, a->name, a->protocol,
-                               a->state, when(a->last_sync, buf, sizeof buf), a->unread, a->total);
+                               a->state, cli_when(a->last_sync, buf, sizeof buf), a->unread, a->total);
                         if (a->outbox_size)
                                 printf(", %" PRIu32 " in outbox", a->outbox_size);
                         if (*a->error_name)
@@ -317,7 +257,7 @@ static int cmd_accounts(DBusConnection *conn, bool json) {
         StatusInfo st;
         int r;
 
-        r = call(conn, "Status", &reply);
+        r = cli_call(conn, cli_method("Status"), "status", DBUS_TIMEOUT_USE_DEFAULT, &reply);
         if (r != 0)
                 return r;
         if (!read_status(reply, &st)) {
@@ -429,7 +369,7 @@ static char *read_passphrase(void) {
 }
 
 static int cmd_unlock(DBusConnection *conn, bool json) {
-        DBusMessage *m = dbus_message_new_method_call(BUS_NAME, BUS_PATH, BUS_IFACE, "Unlock"), *reply;
+        DBusMessage *m = cli_method("Unlock"), *reply;
         char *pass = read_passphrase();
         const char *bytes = pass;
         DBusError e;
@@ -455,7 +395,7 @@ static int cmd_unlock(DBusConnection *conn, bool json) {
         reply = dbus_connection_send_with_reply_and_block(conn, m, 120000, &e);
         dbus_message_unref(m);
         if (!reply) {
-                int r = error_means_unavailable(e.name) ? EXIT_UNAVAILABLE : EXIT_DAEMON;
+                int r = cli_error_means_unavailable(e.name) ? EXIT_UNAVAILABLE : EXIT_DAEMON;
 
                 fprintf(stderr, "tegami unlock: %s\n", e.message);
                 dbus_error_free(&e);
@@ -512,89 +452,162 @@ static int cmd_send(DBusConnection *conn, bool json) {
         }
 }
 
-int main(int argc, char **argv) {
-        static const struct option opts[] = {
-                { "json", no_argument, NULL, 'j' },
-                { "account", required_argument, NULL, 'a' },
-                { "version", no_argument, NULL, 'V' },
-                { "help", no_argument, NULL, 'h' },
-                {},
-        };
-        static const char *const later[] = { "sync", "fetch",  "folders", "list",   "show",  "search",
-                                             "outbox", "watch",   "rekey" };
-        int (*cmd)(DBusConnection *, bool) = NULL;
-        DBusConnection *conn;
-        bool json = false, bad_option = false;
-        const char *name;
-        int c, r;
+/* Adapters: the older commands take only the JSON switch. */
+static int run_status(DBusConnection *conn, const CliArgs *a) {
+        return cmd_status(conn, a->json);
+}
 
-        /* Options may come before or after the command ("tegami status --json");
-         * unknown ones are reported once the command is known, so that
-         * "tegami sync --wait" says the command is not available yet. */
-        opterr = 0;
-        while ((c = getopt_long(argc, argv, "a:jVh", opts, NULL)) >= 0) {
-                switch (c) {
-                case 'j':
-                        json = true;
-                        break;
-                case 'a':
-                        opt_account = optarg;
-                        break;
-                case 'V':
+static int run_accounts(DBusConnection *conn, const CliArgs *a) {
+        return cmd_accounts(conn, a->json);
+}
+
+static int run_unlock(DBusConnection *conn, const CliArgs *a) {
+        return cmd_unlock(conn, a->json);
+}
+
+static int run_send(DBusConnection *conn, const CliArgs *a) {
+        return cmd_send(conn, a->json);
+}
+
+typedef struct Command {
+        const char *name;
+        int (*run)(DBusConnection *conn, const CliArgs *a);
+        size_t max_args; /* more is a usage error; the command checks the rest */
+} Command;
+
+/* `flag` takes "-seen" as an argument, not as an option (see main()). */
+static const Command commands[] = {
+        { "status", run_status, 0 },   { "accounts", run_accounts, 0 }, { "unlock", run_unlock, 0 },
+        { "send", run_send, 0 },       { "folders", cmd_folders, 1 },   { "list", cmd_list, 2 },
+        { "show", cmd_show, 1 },       { "flag", cmd_flag, SIZE_MAX },  { "move", cmd_move, SIZE_MAX },
+        { "delete", cmd_delete, SIZE_MAX }, { "outbox", cmd_outbox, 2 },
+};
+
+/* Parses a decimal number for --limit / --offset. */
+static bool parse_number(const char *s, uint64_t max, uint64_t *vp) {
+        char *end;
+        unsigned long long v;
+
+        if (!s || !*s || *s == '-' || *s == '+')
+                return false;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno || *end || v > max)
+                return false;
+        *vp = v;
+        return true;
+}
+
+int main(int argc, char **argv) {
+        static const char *const later[] = { "sync", "fetch", "search", "watch", "rekey" };
+        const Command *cmd = NULL;
+        CliArgs a = {};
+        DBusConnection *conn;
+        const char *bad_option = NULL, *bad_value = NULL;
+        bool raw_seen = false, only_args = false;
+        int r;
+
+        a.args = calloc((size_t)argc + 1, sizeof *a.args);
+        if (!a.args)
+                return EXIT_FAILURE;
+        /* Options may come before or after the command ("tegami status --json").
+         * Unknown ones are reported once the command is known, so that
+         * "tegami sync --wait" says the command is not available yet; for
+         * `flag`, "-seen" is an argument. */
+        for (int i = 1; i < argc; i++) {
+                const char *w = argv[i], *val = NULL;
+                uint64_t v;
+
+                if (only_args || w[0] != '-' || !w[1]) {
+                        if (!a.name)
+                                a.name = w;
+                        else
+                                a.args[a.n_args++] = argv[i];
+                        continue;
+                }
+                if (strcmp(w, "--") == 0) {
+                        only_args = true;
+                } else if (strcmp(w, "-j") == 0 || strcmp(w, "--json") == 0) {
+                        a.json = true;
+                } else if (strcmp(w, "-V") == 0 || strcmp(w, "--version") == 0) {
                         printf("tegami %s\n", TEGAMI_VERSION);
+                        free(a.args);
                         return 0;
-                case 'h':
+                } else if (strcmp(w, "-h") == 0 || strcmp(w, "--help") == 0) {
                         usage(stdout);
+                        free(a.args);
                         return 0;
-                default:
-                        bad_option = true;
-                        break;
+                } else if (strcmp(w, "--raw") == 0) {
+                        a.raw = raw_seen = true;
+                } else if (strcmp(w, "-a") == 0 || strcmp(w, "--account") == 0 || strncmp(w, "--account=", 10) == 0) {
+                        val = w[1] == '-' && w[9] == '=' ? w + 10 : (i + 1 < argc ? argv[++i] : NULL);
+                        if (!val)
+                                bad_value = w;
+                        a.account = val;
+                } else if (strcmp(w, "--limit") == 0 || strncmp(w, "--limit=", 8) == 0) {
+                        val = w[7] == '=' ? w + 8 : (i + 1 < argc ? argv[++i] : NULL);
+                        if (parse_number(val, 1000, &v) && v > 0)
+                                a.limit = (uint32_t)v;
+                        else
+                                bad_value = "--limit (1 to 1000)";
+                } else if (strcmp(w, "--offset") == 0 || strncmp(w, "--offset=", 9) == 0) {
+                        val = w[8] == '=' ? w + 9 : (i + 1 < argc ? argv[++i] : NULL);
+                        if (parse_number(val, INT64_MAX, &v))
+                                a.offset = v;
+                        else
+                                bad_value = "--offset";
+                } else if (a.name && strcmp(a.name, "flag") == 0) {
+                        a.args[a.n_args++] = argv[i];
+                } else if (!bad_option) {
+                        bad_option = w;
                 }
         }
-        if (optind >= argc) {
+        if (!a.name) {
                 usage(stderr);
+                free(a.args);
                 return EXIT_USAGE;
         }
-        name = argv[optind];
-        if (strcmp(name, "status") == 0)
-                cmd = cmd_status;
-        else if (strcmp(name, "accounts") == 0)
-                cmd = cmd_accounts;
-        else if (strcmp(name, "unlock") == 0)
-                cmd = cmd_unlock;
-        else if (strcmp(name, "send") == 0)
-                cmd = cmd_send;
-        else if (strcmp(name, "help") == 0) {
+        if (strcmp(a.name, "help") == 0) {
                 usage(stdout);
+                free(a.args);
                 return 0;
-        } else {
-                for (size_t i = 0; i < ARRAY_SIZE(later); i++)
-                        if (strcmp(name, later[i]) == 0) {
-                                fprintf(stderr, "tegami: \"%s\" is not available yet in this version\n", name);
-                                return EXIT_USAGE;
-                        }
-                fprintf(stderr, "tegami: unknown command \"%s\"; try \"tegami --help\"\n", name);
-                return EXIT_USAGE;
         }
-        if (bad_option) {
-                fprintf(stderr, "tegami %s: unknown option; try \"tegami --help\"\n", name);
-                return EXIT_USAGE;
-        }
-        if (optind + 1 < argc) {
-                fprintf(stderr, "tegami %s: unexpected argument \"%s\"\n", name, argv[optind + 1]);
-                return EXIT_USAGE;
-        }
+        for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+                if (strcmp(a.name, commands[i].name) == 0)
+                        cmd = &commands[i];
+        r = EXIT_USAGE;
+        if (!cmd) {
+                bool is_later = false;
 
-        if (sodium_init() < 0) {
+                for (size_t i = 0; i < ARRAY_SIZE(later); i++)
+                        is_later |= strcmp(a.name, later[i]) == 0;
+                if (is_later)
+                        fprintf(stderr, "tegami: \"%s\" is not available yet in this version\n", a.name);
+                else
+                        fprintf(stderr, "tegami: unknown command \"%s\"; try \"tegami --help\"\n", a.name);
+        } else if (bad_option) {
+                fprintf(stderr, "tegami %s: unknown option \"%s\"; try \"tegami --help\"\n", a.name, bad_option);
+        } else if (bad_value) {
+                fprintf(stderr, "tegami %s: %s needs a valid value\n", a.name, bad_value);
+        } else if (raw_seen && strcmp(a.name, "show") != 0) {
+                fprintf(stderr, "tegami %s: --raw is for \"tegami show\"\n", a.name);
+        } else if (a.n_args > cmd->max_args) {
+                fprintf(stderr, "tegami %s: unexpected argument \"%s\"\n", a.name, a.args[cmd->max_args]);
+        } else if (sodium_init() < 0) {
                 fputs("tegami: libsodium failed to initialise\n", stderr);
-                return EXIT_FAILURE;
+                r = EXIT_FAILURE;
+        } else {
+                conn = connect_session_bus();
+                if (!conn) {
+                        r = EXIT_UNAVAILABLE;
+                } else {
+                        opt_account = a.account;
+                        r = cmd->run(conn, &a);
+                        dbus_connection_close(conn);
+                        dbus_connection_unref(conn);
+                        dbus_shutdown();
+                }
         }
-        conn = connect_session_bus();
-        if (!conn)
-                return EXIT_UNAVAILABLE;
-        r = cmd(conn, json);
-        dbus_connection_close(conn);
-        dbus_connection_unref(conn);
-        dbus_shutdown();
+        free(a.args);
         return r;
 }

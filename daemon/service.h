@@ -125,3 +125,92 @@ ServiceError service_error_from_failure(NetFailure failure);
 /* Syncs (or fetches) account now, NULL for every account: 0 once started (progress and the
  * outcome come through the listener), SERVICE_ERROR_NOT_FOUND, or SERVICE_ERROR_LOCKED. */
 int service_sync(Daemon *d, const char *account);
+
+/*
+ * The mail view (daemon/service-mail.c) and the outbox (daemon/service-outbox.c).
+ * Calls that fail return a ServiceError (positive) with *errp (malloc'd) naming
+ * what was not found or why, or a negative errno; LOCKED while the store waits
+ * for its passphrase. Lists are snapshots the caller frees.
+ */
+
+/* One folder of an account, as stored here. */
+typedef struct ServiceFolder {
+        char *name;
+        const char *role; /* "inbox", "sent", "drafts", "trash", "junk", "archive", "all", "flagged" or "" (static) */
+        uint64_t total, unread;
+} ServiceFolder;
+
+/* An envelope summary. */
+typedef struct ServiceMessage {
+        int64_t id;            /* store id */
+        char *account, *folder;
+        int64_t date;          /* Date: as Unix time, else the time it arrived here */
+        char *from, *to, *cc, *subject, *message_id; /* decoded UTF-8, NULL when absent */
+        uint32_t flags;        /* STORE_FLAG_* */
+        char *keywords;        /* space-separated, NULL for none */
+        uint64_t size;
+} ServiceMessage;
+
+/* The folders of account, by name. */
+int service_list_folders(Daemon *d, const char *account, ServiceFolder **foldersp, size_t *n_foldersp, char **errp);
+void service_folder_list_free(ServiceFolder *folders, size_t n_folders);
+
+/* Up to limit messages of folder, newest first, after skipping offset; *totalp is the folder's count. */
+int service_list_messages(Daemon *d, const char *account, const char *folder, uint64_t offset, size_t limit,
+                          ServiceMessage **msgsp, size_t *n_msgsp, uint64_t *totalp, char **errp);
+void service_message_clear(ServiceMessage *m);
+void service_message_list_free(ServiceMessage *msgs, size_t n_msgs);
+
+/*
+ * One message: its summary in *msgp and, in *fdp, a sealed read-only memfd at
+ * offset 0 holding the raw RFC 5322 bytes, filled chunk by chunk from the
+ * store so the body is never whole in the daemon's memory (the memfd's pages
+ * are not mapped into tegamid). NOT_FOUND for an unknown id or a message whose
+ * body is not fetched yet.
+ */
+int service_get_message(Daemon *d, int64_t id, ServiceMessage *msgp, int *fdp, char **errp);
+
+/* Called once when a change ends: SERVICE_ERROR_NONE, or why not. */
+typedef void (*ServiceDoneFn)(ServiceError e, const char *message, void *userdata);
+
+/*
+ * Flags: add and remove hold "\Seen", "\Answered", "\Flagged", "\Deleted",
+ * "\Draft" or keywords ("$Forwarded" is a flag here). Applied here at once and
+ * queued for the server (IMAP accounts); every id is checked first, then the
+ * change is one store job for the messages of IMAP accounts and one for the
+ * others, each all or none. Returns 0 and cb follows once, or a ServiceError
+ * with *errp.
+ */
+int service_set_flags(Daemon *d, const int64_t *ids, size_t n_ids, const char *const *add, size_t n_add,
+                      const char *const *remove, size_t n_remove, ServiceDoneFn cb, void *userdata, char **errp);
+
+/* Moves messages to folder of account (the same account as the messages); as service_set_flags(). */
+int service_move(Daemon *d, const int64_t *ids, size_t n_ids, const char *account, const char *folder,
+                 ServiceDoneFn cb, void *userdata, char **errp);
+
+/* Deletes messages here and, queued, on the server; as service_set_flags(). */
+int service_delete(Daemon *d, const int64_t *ids, size_t n_ids, ServiceDoneFn cb, void *userdata, char **errp);
+
+/* One outbox entry not yet sent. */
+typedef struct ServiceOutboxEntry {
+        int64_t id;
+        char *account;
+        const char *state; /* "queued", "retrying", "sending", "failed" or "unknown" (static) */
+        uint32_t attempts;
+        int64_t next_attempt, created;
+        char *last_error; /* "" when none */
+        char **rcpts;
+        size_t n_rcpts;
+        char *subject;    /* NULL when the message has none */
+} ServiceOutboxEntry;
+
+/* The outbox entries not sent yet, oldest first. */
+int service_list_outbox(Daemon *d, ServiceOutboxEntry **entriesp, size_t *n_entriesp, char **errp);
+void service_outbox_list_free(ServiceOutboxEntry *entries, size_t n_entries);
+
+/* Makes entry id due now and wakes the outbox engine; as service_set_flags()
+ * (BUSY while it is being sent, INVALID_ARGS once sent). */
+int service_retry_outbox(Daemon *d, int64_t id, ServiceDoneFn cb, void *userdata, char **errp);
+
+/* Removes entry id unless it is being sent; as service_retry_outbox(). */
+int service_cancel_outbox(Daemon *d, int64_t id, ServiceDoneFn cb, void *userdata, char **errp);

@@ -2,9 +2,10 @@
  * The methods of tegami's D-Bus objects. ipc/server.c has already matched the
  * object, the member and the exact signature; each function here validates
  * the values (lengths, ranges, names), asks the daemon's service API and
- * builds the reply. Methods whose engines have not landed validate their
- * arguments and then fail with org.tegami.Mail1.Error.NotSupported: they never
- * fake a result. Loop thread only.
+ * builds the reply. Methods whose engines have not landed (Sync, FetchNow,
+ * Search) validate their arguments and then fail with
+ * org.tegami.Mail1.Error.NotSupported: they never fake a result. The mail view
+ * and the outbox methods are in ipc/methods-mail.c. Loop thread only.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -45,7 +46,7 @@ DBusMessage *ipc_reply_error(DBusMessage *m, const char *name, const char *fmt, 
 }
 
 /* Copies at most 64 bytes of a caller's string for an error message. */
-static const char *shorten(const char *s, char buf[static 72]) {
+const char *ipc_shorten(const char *s, char buf[static 72]) {
         size_t n = strlen(s);
 
         if (n <= 64)
@@ -60,43 +61,43 @@ static DBusMessage *reply_not_supported(DBusMessage *m, const char *what) {
                                dbus_message_get_member(m), what);
 }
 
-static DBusMessage *reply_invalid(DBusMessage *m, const char *what) {
+DBusMessage *ipc_reply_invalid(DBusMessage *m, const char *what) {
         return ipc_reply_error(m, IPC_ERROR_INVALID_ARGS, "%s: %s", dbus_message_get_member(m), what);
 }
 
 /* True when name is a configured account (or "" and allow_all); else *replyp
  * is the error (NULL on OOM). */
-static bool check_account(IpcServer *s, DBusMessage *m, const char *name, bool allow_all, DBusMessage **replyp) {
+bool ipc_check_account(IpcServer *s, DBusMessage *m, const char *name, bool allow_all, DBusMessage **replyp) {
         ServiceAccount a;
         char buf[72];
 
         if (!*name && allow_all)
                 return true;
         if (!*name) {
-                *replyp = reply_invalid(m, "an account name is required");
+                *replyp = ipc_reply_invalid(m, "an account name is required");
                 return false;
         }
         if (strlen(name) > IPC_NAME_MAX) {
-                *replyp = reply_invalid(m, "account name too long");
+                *replyp = ipc_reply_invalid(m, "account name too long");
                 return false;
         }
         if (service_find_account(s->daemon, name, &a) < 0) {
-                *replyp = ipc_reply_error(m, IPC_ERROR_NOT_FOUND, "no account \"%s\"", shorten(name, buf));
+                *replyp = ipc_reply_error(m, IPC_ERROR_NOT_FOUND, "no account \"%s\"", ipc_shorten(name, buf));
                 return false;
         }
         return true;
 }
 
-static bool check_folder(DBusMessage *m, const char *folder, DBusMessage **replyp) {
+bool ipc_check_folder(DBusMessage *m, const char *folder, DBusMessage **replyp) {
         if (!*folder || strlen(folder) > IPC_FOLDER_MAX) {
-                *replyp = reply_invalid(m, "folder name must be 1 to 1024 bytes");
+                *replyp = ipc_reply_invalid(m, "folder name must be 1 to 1024 bytes");
                 return false;
         }
         return true;
 }
 
 /* Reads an "at" at it: 1..IPC_IDS_MAX non-zero ids. */
-static bool check_ids(DBusMessage *m, DBusMessageIter *it, DBusMessage **replyp) {
+bool ipc_check_ids(DBusMessage *m, DBusMessageIter *it, DBusMessage **replyp) {
         DBusMessageIter a;
         const dbus_uint64_t *ids;
         int n = 0;
@@ -104,12 +105,12 @@ static bool check_ids(DBusMessage *m, DBusMessageIter *it, DBusMessage **replyp)
         dbus_message_iter_recurse(it, &a);
         dbus_message_iter_get_fixed_array(&a, &ids, &n);
         if (n < 1 || n > IPC_IDS_MAX) {
-                *replyp = reply_invalid(m, "between 1 and 10000 message ids are required");
+                *replyp = ipc_reply_invalid(m, "between 1 and 10000 message ids are required");
                 return false;
         }
         for (int i = 0; i < n; i++)
                 if (ids[i] == 0) {
-                        *replyp = reply_invalid(m, "message id 0 does not exist");
+                        *replyp = ipc_reply_invalid(m, "message id 0 does not exist");
                         return false;
                 }
         return true;
@@ -132,7 +133,7 @@ static bool valid_flag(const char *f) {
 }
 
 /* Reads an "as" of flags at it. */
-static bool check_flags(DBusMessage *m, DBusMessageIter *it, DBusMessage **replyp) {
+bool ipc_check_flags(DBusMessage *m, DBusMessageIter *it, DBusMessage **replyp) {
         DBusMessageIter a;
         unsigned n = 0;
 
@@ -142,7 +143,7 @@ static bool check_flags(DBusMessage *m, DBusMessageIter *it, DBusMessage **reply
 
                 dbus_message_iter_get_basic(&a, &f);
                 if (++n > 64 || !valid_flag(f)) {
-                        *replyp = reply_invalid(m, n > 64 ? "too many flags" : "malformed flag");
+                        *replyp = ipc_reply_invalid(m, n > 64 ? "too many flags" : "malformed flag");
                         return false;
                 }
         }
@@ -207,11 +208,11 @@ static DBusMessage *method_props_get(IpcServer *s, DBusMessage *m, const IpcObje
                 return ipc_reply_error(m, DBUS_ERROR_INVALID_ARGS, "Get takes (ss)");
         if (!object_props(s, o, &st, &t, &obj) || (*iface && strcmp(iface, t->interface) != 0))
                 return ipc_reply_error(m, DBUS_ERROR_UNKNOWN_INTERFACE, "%s has no properties on interface \"%s\"",
-                                       o->path, shorten(iface, buf));
+                                       o->path, ipc_shorten(iface, buf));
         p = ipc_props_find(t, name);
         if (!p)
                 return ipc_reply_error(m, DBUS_ERROR_UNKNOWN_PROPERTY, "%s has no property \"%s\"", t->interface,
-                                       shorten(name, buf));
+                                       ipc_shorten(name, buf));
         reply = dbus_message_new_method_return(m);
         if (!reply)
                 return NULL;
@@ -238,7 +239,7 @@ static DBusMessage *method_props_get_all(IpcServer *s, DBusMessage *m, const Ipc
         mine = object_props(s, o, &st, &t, &obj) && (!*iface || strcmp(iface, t->interface) == 0);
         if (!mine && !is_standard_interface(iface))
                 return ipc_reply_error(m, DBUS_ERROR_UNKNOWN_INTERFACE, "%s has no interface \"%s\"", o->path,
-                                       shorten(iface, buf));
+                                       ipc_shorten(iface, buf));
         reply = dbus_message_new_method_return(m);
         if (!reply)
                 return NULL;
@@ -266,10 +267,10 @@ static DBusMessage *method_props_set(IpcServer *s, DBusMessage *m, const IpcObje
         dbus_message_iter_get_basic(&it, &name);
         if (!object_props(s, o, &st, &t, &obj) || (*iface && strcmp(iface, t->interface) != 0))
                 return ipc_reply_error(m, DBUS_ERROR_UNKNOWN_INTERFACE, "%s has no properties on interface \"%s\"",
-                                       o->path, shorten(iface, buf));
+                                       o->path, ipc_shorten(iface, buf));
         if (!ipc_props_find(t, name))
                 return ipc_reply_error(m, DBUS_ERROR_UNKNOWN_PROPERTY, "%s has no property \"%s\"", t->interface,
-                                       shorten(name, buf));
+                                       ipc_shorten(name, buf));
         return ipc_reply_error(m, DBUS_ERROR_PROPERTY_READ_ONLY, "%s.%s is read-only", t->interface, name);
 }
 
@@ -325,7 +326,7 @@ oom:
 
 /* ---- org.tegami.Mail1: what the daemon answers today ---- */
 
-static bool dict_append(DBusMessageIter *dict, const char *key, int type, const void *value) {
+bool ipc_dict_append(DBusMessageIter *dict, const char *key, int type, const void *value) {
         char sig[2] = { (char)type, 0 };
         DBusMessageIter entry, v;
 
@@ -351,10 +352,10 @@ static bool append_daemon_status(DBusMessageIter *it, const ServiceStatus *st) {
 
         if (!dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "{sv}", &dict))
                 return false;
-        if (!dict_append(&dict, "version", DBUS_TYPE_STRING, &st->version) ||
-            !dict_append(&dict, "state", DBUS_TYPE_STRING, &state) ||
-            !dict_append(&dict, "config", DBUS_TYPE_STRING, &st->config_path) ||
-            !dict_append(&dict, "reloads", DBUS_TYPE_UINT32, &reloads)) {
+        if (!ipc_dict_append(&dict, "version", DBUS_TYPE_STRING, &st->version) ||
+            !ipc_dict_append(&dict, "state", DBUS_TYPE_STRING, &state) ||
+            !ipc_dict_append(&dict, "config", DBUS_TYPE_STRING, &st->config_path) ||
+            !ipc_dict_append(&dict, "reloads", DBUS_TYPE_UINT32, &reloads)) {
                 dbus_message_iter_abandon_container(it, &dict);
                 return false;
         }
@@ -413,7 +414,7 @@ static DBusMessage *method_sync(IpcServer *s, DBusMessage *m, const IpcObject *o
         const char *account;
 
         dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &account, DBUS_TYPE_INVALID);
-        if (!check_account(s, m, account, true, &reply))
+        if (!ipc_check_account(s, m, account, true, &reply))
                 return reply;
         return reply_not_supported(m, "sync engine");
 }
@@ -425,46 +426,11 @@ static DBusMessage *method_fetch_now(IpcServer *s, DBusMessage *m, const IpcObje
         ServiceAccount a;
 
         dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &account, DBUS_TYPE_BOOLEAN, &dry_run, DBUS_TYPE_INVALID);
-        if (!check_account(s, m, account, false, &reply))
+        if (!ipc_check_account(s, m, account, false, &reply))
                 return reply;
         if (service_find_account(s->daemon, account, &a) == 0 && strcmp(a.protocol, "pop3") != 0)
-                return reply_invalid(m, "FetchNow is for POP3 accounts; use Sync");
+                return ipc_reply_invalid(m, "FetchNow is for POP3 accounts; use Sync");
         return reply_not_supported(m, "POP3 engine");
-}
-
-static DBusMessage *method_list_folders(IpcServer *s, DBusMessage *m, const IpcObject *o) {
-        DBusMessage *reply = NULL;
-        const char *account;
-
-        dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &account, DBUS_TYPE_INVALID);
-        if (!check_account(s, m, account, false, &reply))
-                return reply;
-        return reply_not_supported(m, "message store");
-}
-
-static DBusMessage *method_list_messages(IpcServer *s, DBusMessage *m, const IpcObject *o) {
-        DBusMessage *reply = NULL;
-        const char *account, *folder;
-        dbus_uint64_t offset;
-        dbus_uint32_t limit;
-
-        dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &account, DBUS_TYPE_STRING, &folder, DBUS_TYPE_UINT64,
-                              &offset, DBUS_TYPE_UINT32, &limit, DBUS_TYPE_INVALID);
-        if (!check_account(s, m, account, false, &reply) || !check_folder(m, folder, &reply))
-                return reply;
-        if (limit < 1 || limit > IPC_PAGE_MAX)
-                return reply_invalid(m, "limit must be 1 to 1000");
-        return reply_not_supported(m, "message store");
-}
-
-static DBusMessage *method_by_id(IpcServer *s, DBusMessage *m, const IpcObject *o) {
-        dbus_uint64_t id;
-        bool outbox = strstr(dbus_message_get_member(m), "Outbox") != NULL;
-
-        dbus_message_get_args(m, NULL, DBUS_TYPE_UINT64, &id, DBUS_TYPE_INVALID);
-        if (id == 0)
-                return ipc_reply_error(m, IPC_ERROR_NOT_FOUND, "no %s with id 0", outbox ? "outbox entry" : "message");
-        return reply_not_supported(m, outbox ? "outbox" : "message store");
 }
 
 static DBusMessage *method_search(IpcServer *s, DBusMessage *m, const IpcObject *o) {
@@ -475,7 +441,7 @@ static DBusMessage *method_search(IpcServer *s, DBusMessage *m, const IpcObject 
         dbus_message_iter_init(m, &it);
         dbus_message_iter_get_basic(&it, &query);
         if (!*query || strlen(query) > IPC_QUERY_MAX)
-                return reply_invalid(m, "query must be 1 to 4096 bytes");
+                return ipc_reply_invalid(m, "query must be 1 to 4096 bytes");
         dbus_message_iter_next(&it);
         for (dbus_message_iter_recurse(&it, &dict); dbus_message_iter_get_arg_type(&dict) == DBUS_TYPE_DICT_ENTRY;
              dbus_message_iter_next(&dict)) {
@@ -489,71 +455,20 @@ static DBusMessage *method_search(IpcServer *s, DBusMessage *m, const IpcObject 
                 type = dbus_message_iter_get_arg_type(&v);
                 if (strcmp(key, "account") == 0 && type == DBUS_TYPE_STRING) {
                         dbus_message_iter_get_basic(&v, &sv);
-                        if (!check_account(s, m, sv, false, &reply))
+                        if (!ipc_check_account(s, m, sv, false, &reply))
                                 return reply;
                 } else if (strcmp(key, "folder") == 0 && type == DBUS_TYPE_STRING) {
                         dbus_message_iter_get_basic(&v, &sv);
-                        if (!check_folder(m, sv, &reply))
+                        if (!ipc_check_folder(m, sv, &reply))
                                 return reply;
                 } else if (!(strcmp(key, "limit") == 0 && type == DBUS_TYPE_UINT32)) {
-                        return reply_invalid(m, "options are \"account\" (s), \"folder\" (s) and \"limit\" (u)");
+                        return ipc_reply_invalid(m, "options are \"account\" (s), \"folder\" (s) and \"limit\" (u)");
                 }
         }
         return reply_not_supported(m, "search index");
 }
 
-static DBusMessage *method_set_flags(IpcServer *s, DBusMessage *m, const IpcObject *o) {
-        DBusMessage *reply = NULL;
-        DBusMessageIter it;
-
-        dbus_message_iter_init(m, &it);
-        if (!check_ids(m, &it, &reply))
-                return reply;
-        dbus_message_iter_next(&it);
-        if (!check_flags(m, &it, &reply))
-                return reply;
-        dbus_message_iter_next(&it);
-        if (!check_flags(m, &it, &reply))
-                return reply;
-        return reply_not_supported(m, "message store");
-}
-
-static DBusMessage *method_move(IpcServer *s, DBusMessage *m, const IpcObject *o) {
-        DBusMessage *reply = NULL;
-        DBusMessageIter it;
-        const char *account, *folder;
-
-        dbus_message_iter_init(m, &it);
-        if (!check_ids(m, &it, &reply))
-                return reply;
-        dbus_message_iter_next(&it);
-        dbus_message_iter_get_basic(&it, &account);
-        dbus_message_iter_next(&it);
-        dbus_message_iter_get_basic(&it, &folder);
-        if (!check_account(s, m, account, false, &reply) || !check_folder(m, folder, &reply))
-                return reply;
-        return reply_not_supported(m, "message store");
-}
-
-static DBusMessage *method_delete(IpcServer *s, DBusMessage *m, const IpcObject *o) {
-        DBusMessage *reply = NULL;
-        DBusMessageIter it;
-
-        dbus_message_iter_init(m, &it);
-        if (!check_ids(m, &it, &reply))
-                return reply;
-        return reply_not_supported(m, "message store");
-}
-
-/* A method call answered later: the connection and the call are referenced so
- * the reply can go out even after the IpcServer that took the call is gone
- * (sending on a closed connection does nothing). */
-typedef struct PendingReply {
-        DBusConnection *conn;
-        DBusMessage *call;
-} PendingReply;
-
-static PendingReply *pending_reply_new(IpcServer *s, DBusMessage *m) {
+PendingReply *ipc_pending_reply_new(IpcServer *s, DBusMessage *m) {
         PendingReply *p = malloc(sizeof *p);
 
         if (!p)
@@ -563,20 +478,19 @@ static PendingReply *pending_reply_new(IpcServer *s, DBusMessage *m) {
         return p;
 }
 
-static void pending_reply_free(PendingReply *p) {
+void ipc_pending_reply_free(PendingReply *p) {
         dbus_message_unref(p->call);
         dbus_connection_unref(p->conn);
         free(p);
 }
 
-/* Sends reply (consumed; NULL on OOM sends nothing) and frees p. */
-static void pending_reply_send(PendingReply *p, DBusMessage *reply) {
+void ipc_pending_reply_send(PendingReply *p, DBusMessage *reply) {
         if (reply) {
                 if (!dbus_message_get_no_reply(p->call) && dbus_connection_get_is_connected(p->conn))
                         dbus_connection_send(p->conn, reply, NULL);
                 dbus_message_unref(reply);
         }
-        pending_reply_free(p);
+        ipc_pending_reply_free(p);
 }
 
 /* Largest message Send takes through its fd (the outbox keeps it whole while preparing it). */
@@ -636,7 +550,7 @@ static bool parse_send_options(DBusMessage *m, DBusMessageIter *it, SendingReque
 
                         dbus_message_iter_get_basic(&v, &val);
                         if (strlen(val) > 998 || strpbrk(val, "\r\n")) {
-                                *replyp = reply_invalid(m, "from and from_name must be one short line");
+                                *replyp = ipc_reply_invalid(m, "from and from_name must be one short line");
                                 return false;
                         }
                         *(strcmp(key, "from") == 0 ? &req->from : &req->from_name) = *val ? val : NULL;
@@ -651,7 +565,7 @@ static bool parse_send_options(DBusMessage *m, DBusMessageIter *it, SendingReque
                         const char **r;
 
                         if (n > IPC_SEND_RCPTS_MAX || req->rcpts) {
-                                *replyp = reply_invalid(m, "at most 1000 recipients, given once");
+                                *replyp = ipc_reply_invalid(m, "at most 1000 recipients, given once");
                                 return false;
                         }
                         r = calloc((size_t)n + 1, sizeof *r);
@@ -669,7 +583,7 @@ static bool parse_send_options(DBusMessage *m, DBusMessageIter *it, SendingReque
                         *replyp = ipc_reply_error(m, IPC_ERROR_INVALID_ARGS,
                                                   "%s: unknown option \"%s\" or wrong type (from s, from_name s, "
                                                   "recipients as, extract_recipients b)",
-                                                  dbus_message_get_member(m), shorten(key, buf));
+                                                  dbus_message_get_member(m), ipc_shorten(key, buf));
                         return false;
                 }
         }
@@ -682,7 +596,7 @@ static void send_done_cb(ServiceError e, const char *message, int64_t id, void *
         DBusMessage *reply;
 
         if (e != SERVICE_ERROR_NONE) {
-                pending_reply_send(p, ipc_reply_error(p->call, ipc_error_name(e), "%s: %s",
+                ipc_pending_reply_send(p, ipc_reply_error(p->call, ipc_error_name(e), "%s: %s",
                                                       dbus_message_get_member(p->call), message));
                 return;
         }
@@ -691,7 +605,7 @@ static void send_done_cb(ServiceError e, const char *message, int64_t id, void *
                 dbus_message_unref(reply);
                 reply = NULL;
         }
-        pending_reply_send(p, reply);
+        ipc_pending_reply_send(p, reply);
 }
 
 /* Send(s account, h message, a{sv} options) and SendBytes(s, ay, a{sv}): into the outbox. */
@@ -709,7 +623,7 @@ static DBusMessage *method_send(IpcServer *s, DBusMessage *m, const IpcObject *o
 
         dbus_message_iter_init(m, &it);
         dbus_message_iter_get_basic(&it, &account);
-        if (!check_account(s, m, account, true, &reply))
+        if (!ipc_check_account(s, m, account, true, &reply))
                 return reply;
         req.account = account;
         dbus_message_iter_next(&it);
@@ -720,7 +634,7 @@ static DBusMessage *method_send(IpcServer *s, DBusMessage *m, const IpcObject *o
                 dbus_message_iter_recurse(&it, &a);
                 dbus_message_iter_get_fixed_array(&a, &bytes, &k);
                 if (k < 1 || (unsigned)k > IPC_SEND_BYTES_MAX)
-                        return reply_invalid(m, "the message must be 1 byte to 1 MiB; pass larger ones to Send");
+                        return ipc_reply_invalid(m, "the message must be 1 byte to 1 MiB; pass larger ones to Send");
                 n = (size_t)k;
         } else {
                 dbus_message_iter_get_basic(&it, &fd); /* libdbus hands us our own duplicate */
@@ -728,7 +642,7 @@ static DBusMessage *method_send(IpcServer *s, DBusMessage *m, const IpcObject *o
                 if (r == -ENOMEM)
                         return NULL;
                 if (r < 0)
-                        return reply_invalid(m, why ? why : strerror(-r));
+                        return ipc_reply_invalid(m, why ? why : strerror(-r));
                 bytes = data;
         }
         dbus_message_iter_next(&it);
@@ -737,13 +651,13 @@ static DBusMessage *method_send(IpcServer *s, DBusMessage *m, const IpcObject *o
                 return reply;
         }
         rcpts = (const char **)req.rcpts;
-        p = pending_reply_new(s, m);
+        p = ipc_pending_reply_new(s, m);
         if (!p)
                 return NULL;
         r = service_send(s->daemon, bytes, n, &req, send_done_cb, p, &err);
         if (r == 0)
                 return IPC_REPLY_DEFERRED;
-        pending_reply_free(p);
+        ipc_pending_reply_free(p);
         if (r < 0)
                 return r == -ENOMEM ? NULL : ipc_reply_error(m, DBUS_ERROR_FAILED, "%s: %s", dbus_message_get_member(m),
                                                               strerror(-r));
@@ -751,17 +665,13 @@ static DBusMessage *method_send(IpcServer *s, DBusMessage *m, const IpcObject *o
                                err ? err : "refused");
 }
 
-static DBusMessage *method_list_outbox(IpcServer *s, DBusMessage *m, const IpcObject *o) {
-        return reply_not_supported(m, "outbox");
-}
-
 static void unlock_done_cb(ServiceError e, const char *message, void *userdata) {
         PendingReply *p = userdata;
 
         if (e == SERVICE_ERROR_NONE)
-                pending_reply_send(p, dbus_message_new_method_return(p->call));
+                ipc_pending_reply_send(p, dbus_message_new_method_return(p->call));
         else
-                pending_reply_send(p, ipc_reply_error(p->call, ipc_error_name(e), "Unlock: %s", message));
+                ipc_pending_reply_send(p, ipc_reply_error(p->call, ipc_error_name(e), "Unlock: %s", message));
 }
 
 static DBusMessage *method_unlock(IpcServer *s, DBusMessage *m, const IpcObject *o) {
@@ -773,9 +683,9 @@ static DBusMessage *method_unlock(IpcServer *s, DBusMessage *m, const IpcObject 
         dbus_message_iter_recurse(&it, &a);
         dbus_message_iter_get_fixed_array(&a, &bytes, &n);
         if (n < 1 || n > IPC_PASSPHRASE_MAX)
-                return reply_invalid(m, "the passphrase must be 1 to 4096 bytes");
+                return ipc_reply_invalid(m, "the passphrase must be 1 to 4096 bytes");
         if (memchr(bytes, '\0', (size_t)n))
-                return reply_invalid(m, "the passphrase must not contain NUL bytes");
+                return ipc_reply_invalid(m, "the passphrase must not contain NUL bytes");
 
         _cleanup_secret_ char *passphrase = secret_strndup(bytes, (size_t)n);
         PendingReply *p;
@@ -784,13 +694,13 @@ static DBusMessage *method_unlock(IpcServer *s, DBusMessage *m, const IpcObject 
 
         if (!passphrase)
                 return NULL;
-        p = pending_reply_new(s, m);
+        p = ipc_pending_reply_new(s, m);
         if (!p)
                 return NULL;
         r = service_unlock(s->daemon, passphrase, unlock_done_cb, p, &why);
         if (r == 0)
                 return IPC_REPLY_DEFERRED;
-        pending_reply_free(p);
+        ipc_pending_reply_free(p);
         if (r < 0)
                 return ipc_reply_error(m, DBUS_ERROR_FAILED, "Unlock: %s", strerror(-r));
         return ipc_reply_error(m, ipc_error_name((ServiceError)r), "Unlock: %s", why);
@@ -810,18 +720,18 @@ const IpcMethod ipc_methods[] = {
         { MGR, M1, "Status", "", method_status },
         { MGR, M1, "Sync", "s", method_sync },
         { MGR, M1, "FetchNow", "sb", method_fetch_now },
-        { MGR, M1, "ListFolders", "s", method_list_folders },
-        { MGR, M1, "ListMessages", "sstu", method_list_messages },
-        { MGR, M1, "GetMessage", "t", method_by_id },
+        { MGR, M1, "ListFolders", "s", ipc_method_list_folders },
+        { MGR, M1, "ListMessages", "sstu", ipc_method_list_messages },
+        { MGR, M1, "GetMessage", "t", ipc_method_get_message },
         { MGR, M1, "Search", "sa{sv}", method_search },
-        { MGR, M1, "SetFlags", "atasas", method_set_flags },
-        { MGR, M1, "Move", "atss", method_move },
-        { MGR, M1, "Delete", "at", method_delete },
+        { MGR, M1, "SetFlags", "atasas", ipc_method_set_flags },
+        { MGR, M1, "Move", "atss", ipc_method_move },
+        { MGR, M1, "Delete", "at", ipc_method_delete },
         { MGR, M1, "Send", "sha{sv}", method_send },
         { MGR, M1, "SendBytes", "saya{sv}", method_send },
-        { MGR, M1, "ListOutbox", "", method_list_outbox },
-        { MGR, M1, "RetryOutbox", "t", method_by_id },
-        { MGR, M1, "CancelOutbox", "t", method_by_id },
+        { MGR, M1, "ListOutbox", "", ipc_method_list_outbox },
+        { MGR, M1, "RetryOutbox", "t", ipc_method_outbox_edit },
+        { MGR, M1, "CancelOutbox", "t", ipc_method_outbox_edit },
         { MGR, M1, "Unlock", "ay", method_unlock },
         { MGR, M1, "Reload", "", method_reload },
 };

@@ -76,3 +76,53 @@ char *ipc_server_introspect(IpcServer *s, const IpcObject *o);
 
 /* Appends the a{sa{sv}} interfaces-and-properties dictionary of an account. */
 bool ipc_append_account_interfaces(DBusMessageIter *it, const ServiceAccount *a);
+
+/* ---- helpers of ipc/methods.c that ipc/methods-mail.c uses too ---- */
+
+/* An InvalidArgs error: "MEMBER: what". */
+DBusMessage *ipc_reply_invalid(DBusMessage *m, const char *what);
+
+/* s, or its first 64 bytes and "..." in buf: for quoting a caller's string. */
+const char *ipc_shorten(const char *s, char buf[static 72]);
+
+/* True when name is a configured account (or "" and allow_all); else *replyp
+ * is the error (NULL on OOM). */
+bool ipc_check_account(IpcServer *s, DBusMessage *m, const char *name, bool allow_all, DBusMessage **replyp);
+
+/* True when folder is 1 to 1024 bytes; else *replyp is the error. */
+bool ipc_check_folder(DBusMessage *m, const char *folder, DBusMessage **replyp);
+
+/* True when the "at" at it holds 1 to 10000 non-zero ids; else *replyp is the error. */
+bool ipc_check_ids(DBusMessage *m, DBusMessageIter *it, DBusMessage **replyp);
+
+/* True when the "as" at it holds at most 64 well-formed flags; else *replyp is the error. */
+bool ipc_check_flags(DBusMessage *m, DBusMessageIter *it, DBusMessage **replyp);
+
+/* Appends {key: variant of type} to an open a{sv}. */
+bool ipc_dict_append(DBusMessageIter *dict, const char *key, int type, const void *value);
+
+/* A method call answered later: the connection and the call are referenced so
+ * the reply can go out even after the IpcServer that took the call is gone
+ * (sending on a closed connection does nothing). */
+typedef struct PendingReply {
+        DBusConnection *conn;
+        DBusMessage *call;
+} PendingReply;
+
+/* References s's connection and m; NULL on OOM. */
+PendingReply *ipc_pending_reply_new(IpcServer *s, DBusMessage *m);
+void ipc_pending_reply_free(PendingReply *p);
+/* Sends reply (consumed; NULL on OOM sends nothing) and frees p. */
+void ipc_pending_reply_send(PendingReply *p, DBusMessage *reply);
+
+/* ---- ipc/methods-mail.c: the mail view and the outbox ---- */
+
+DBusMessage *ipc_method_list_folders(IpcServer *s, DBusMessage *m, const IpcObject *o);
+DBusMessage *ipc_method_list_messages(IpcServer *s, DBusMessage *m, const IpcObject *o);
+DBusMessage *ipc_method_get_message(IpcServer *s, DBusMessage *m, const IpcObject *o);
+DBusMessage *ipc_method_set_flags(IpcServer *s, DBusMessage *m, const IpcObject *o);
+DBusMessage *ipc_method_move(IpcServer *s, DBusMessage *m, const IpcObject *o);
+DBusMessage *ipc_method_delete(IpcServer *s, DBusMessage *m, const IpcObject *o);
+DBusMessage *ipc_method_list_outbox(IpcServer *s, DBusMessage *m, const IpcObject *o);
+/* RetryOutbox and CancelOutbox. */
+DBusMessage *ipc_method_outbox_edit(IpcServer *s, DBusMessage *m, const IpcObject *o);

@@ -1,0 +1,151 @@
+/*
+ * Read-only views for front ends (see store/query.h). Every function runs on
+ * the loop thread and reads through the store's read connection with cached
+ * statements; nothing here writes. Pages by offset are what a person scrolling
+ * a folder asks for; the engines page by UID (store/message.c) instead.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/query.h"
+#include "store/store-private.h"
+
+#define QUERY_MESSAGE_COLUMNS                                                                                  \
+        "id, folder_id, uid, modseq, flags, keywords, internal_date, size, date, from_addr, to_addr, cc_addr," \
+        " subject, message_id, in_reply_to, refs, cid"
+
+void store_query_folder_clear(StoreFolder *f) {
+        free(f->name);
+        f->name = NULL;
+}
+
+int store_query_folder_get(Store *s, int64_t folder_id, StoreFolder *f) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        const char *delim;
+        bool ok = true;
+        int r, rc;
+
+        r = store_prepare(s->read_db,
+                          "SELECT id, account_id, name, delimiter, role, uidvalidity, uidnext, highestmodseq,"
+                          " subscribed FROM folders WHERE id = ?",
+                          &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, folder_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return store_db_errno(rc);
+        delim = (const char *)sqlite3_column_text(st, 3);
+        *f = (StoreFolder){
+                .id = sqlite3_column_int64(st, 0),
+                .account_id = sqlite3_column_int64(st, 1),
+                .name = store_column_strdup(st, 2, &ok),
+                .delimiter = delim ? delim[0] : '\0',
+                .role = (StoreFolderRole)sqlite3_column_int(st, 4),
+                .uidvalidity = (uint32_t)sqlite3_column_int64(st, 5),
+                .uidnext = (uint32_t)sqlite3_column_int64(st, 6),
+                .highestmodseq = (uint64_t)sqlite3_column_int64(st, 7),
+                .subscribed = sqlite3_column_int(st, 8) != 0,
+        };
+        if (!ok || !f->name) {
+                store_query_folder_clear(f);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+int store_query_folder_counts(Store *s, int64_t folder_id, uint64_t *totalp, uint64_t *unreadp) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r, rc;
+
+        r = store_prepare(s->read_db,
+                          "SELECT count(*), coalesce(sum((flags & ?) = 0), 0) FROM messages WHERE folder_id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, STORE_FLAG_SEEN);
+        sqlite3_bind_int64(st, 2, folder_id);
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return store_db_errno(rc) ?: -EIO;
+        *totalp = (uint64_t)sqlite3_column_int64(st, 0);
+        *unreadp = (uint64_t)sqlite3_column_int64(st, 1);
+        return 0;
+}
+
+/* One row of QUERY_MESSAGE_COLUMNS into *m (the layout store/message.c reads too). */
+static int query_message_from_row(sqlite3_stmt *st, StoreMessage *m) {
+        bool ok = true;
+
+        *m = (StoreMessage){
+                .id = sqlite3_column_int64(st, 0),
+                .folder_id = sqlite3_column_int64(st, 1),
+                .uid = (uint32_t)sqlite3_column_int64(st, 2),
+                .modseq = (uint64_t)sqlite3_column_int64(st, 3),
+                .flags = (uint32_t)sqlite3_column_int64(st, 4),
+                .keywords = store_column_strdup(st, 5, &ok),
+                .internal_date = sqlite3_column_int64(st, 6),
+                .size = (uint64_t)sqlite3_column_int64(st, 7),
+                .env =
+                        {
+                                .date = sqlite3_column_int64(st, 8),
+                                .from = store_column_strdup(st, 9, &ok),
+                                .to = store_column_strdup(st, 10, &ok),
+                                .cc = store_column_strdup(st, 11, &ok),
+                                .subject = store_column_strdup(st, 12, &ok),
+                                .message_id = store_column_strdup(st, 13, &ok),
+                                .in_reply_to = store_column_strdup(st, 14, &ok),
+                                .references = store_column_strdup(st, 15, &ok),
+                        },
+        };
+        m->has_body = store_column_cid(st, 16, &m->cid);
+        if (!ok) {
+                store_message_clear(m);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+int store_query_messages_newest(Store *s, int64_t folder_id, uint64_t offset, size_t limit, StoreMessage **msgsp,
+                                size_t *n_msgsp) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        StoreMessage *v = NULL;
+        size_t n = 0;
+        int r, rc;
+
+        *msgsp = NULL;
+        *n_msgsp = 0;
+        r = store_prepare(s->read_db,
+                          "SELECT " QUERY_MESSAGE_COLUMNS " FROM messages WHERE folder_id = ?"
+                          " ORDER BY uid DESC LIMIT ? OFFSET ?",
+                          &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, folder_id);
+        sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
+        sqlite3_bind_int64(st, 3, offset > INT64_MAX ? INT64_MAX : (sqlite3_int64)offset);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                StoreMessage *nv = reallocarray(v, n + 1, sizeof(*v));
+
+                if (!nv) {
+                        store_message_list_free(v, n);
+                        return -ENOMEM;
+                }
+                v = nv;
+                r = query_message_from_row(st, &v[n]);
+                if (r < 0) {
+                        store_message_list_free(v, n);
+                        return r;
+                }
+                n++;
+        }
+        if (rc != SQLITE_DONE) {
+                store_message_list_free(v, n);
+                return store_db_errno(rc);
+        }
+        *msgsp = v;
+        *n_msgsp = n;
+        return 0;
+}

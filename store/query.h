@@ -1,0 +1,26 @@
+/*
+ * Read-only views of the store for front ends (the service API behind D-Bus):
+ * one folder by id, a folder's counts, and a folder's messages newest first
+ * by offset. Synchronous on the loop thread's read connection, like the other
+ * store reads; store/message.h keeps the UID-keyed paging the sync engines use.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/message.h"
+#include "store/store.h"
+
+/* Reads the folder with id folder_id into *f; -ENOENT when absent. Free f's
+ * strings with store_query_folder_clear(). */
+int store_query_folder_get(Store *s, int64_t folder_id, StoreFolder *f);
+void store_query_folder_clear(StoreFolder *f);
+
+/* Counts a folder's messages, and those without \Seen. */
+int store_query_folder_counts(Store *s, int64_t folder_id, uint64_t *totalp, uint64_t *unreadp);
+
+/* Lists up to limit messages of a folder, newest (highest UID) first,
+ * skipping the first offset. Free with store_message_list_free(). */
+int store_query_messages_newest(Store *s, int64_t folder_id, uint64_t offset, size_t limit, StoreMessage **msgsp,
+                                size_t *n_msgsp);
