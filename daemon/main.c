@@ -16,6 +16,7 @@
 
 #include "daemon/config.h"
 #include "daemon/daemon.h"
+#include "daemon/imap/sync.h"
 #include "daemon/pop3/fetch.h"
 #include "ipc/server.h"
 #include "util/log.h"
@@ -96,44 +97,76 @@ static int start_ipc(Daemon *d, uv_loop_t *loop, bool once) {
         }
 }
 
-/* --once found accounts it cannot sync (IMAP): the exit is non-zero whatever the POP3 fetches do. */
-static bool once_unsynced;
+/* What --once is running: POP3 fetches first, then IMAP syncs; the exit is non-zero if any account failed. */
+typedef struct Once {
+        Daemon *d;
+        const char *account;
+        bool failed;
+} Once;
 
-static void once_done_cb(size_t n_fetched, size_t n_failed, void *userdata) {
+static Once once_state;
+
+/* Both kinds are over: stop, then let the store close. */
+static void once_finish(Once *o) {
+        daemon_stop(o->d, o->failed ? EXIT_FAILURE : 0);
+        /* After stopping: a SIGTERM meanwhile waited for the syncs before closing the store. */
+        daemon_store_release(o->d);
+}
+
+static void once_imap_done_cb(size_t n_synced, size_t n_failed, void *userdata) {
+        Once *o = userdata;
+
+        log_info("--once: %zu IMAP account(s) synced, %zu failed", n_synced, n_failed);
+        o->failed = o->failed || n_failed > 0;
+        once_finish(o);
+}
+
+/* Starts the IMAP syncs; false when there are none to wait for. */
+static bool once_start_imap(Once *o) {
+        int r = imap_sync_all_start(o->d->loop, o->d->store, o->d->config, o->account, once_imap_done_cb, o);
+
+        if (r == -ENOENT)
+                return false;
+        if (r < 0) {
+                log_error("--once: IMAP: %s", strerror(-r));
+                o->failed = true;
+                return false;
+        }
+        return true;
+}
+
+static void once_pop3_done_cb(size_t n_fetched, size_t n_failed, void *userdata) {
+        Once *o = userdata;
+
         log_info("--once: %zu POP3 account(s) fetched, %zu failed", n_fetched, n_failed);
-        daemon_stop(userdata, n_failed > 0 || once_unsynced ? EXIT_FAILURE : 0);
-        /* After stopping: a SIGTERM meanwhile waited for the fetch before closing the store. */
-        daemon_store_release(userdata);
+        o->failed = o->failed || n_failed > 0;
+        if (!once_start_imap(o))
+                once_finish(o);
 }
 
 /*
- * --once: fetches the POP3 accounts (or the one asked for), then stops. IMAP
- * accounts are not synced yet: each is reported and makes the exit non-zero.
+ * --once: fetches the POP3 accounts, then syncs the IMAP accounts (or only
+ * the one asked for), then stops; each account's outcome is logged.
  */
 static void once_start(Daemon *d, const char *account) {
+        Once *o = &once_state;
         int r;
 
-        for (size_t i = 0; i < d->config->n_accounts; i++) {
-                const Account *a = &d->config->accounts[i];
-
-                if ((!account || strcmp(a->name, account) == 0) && a->pop3.proto != SERVER_POP3) {
-                        log_error("--once: account %s: IMAP sync is not built into this version yet", a->name);
-                        once_unsynced = true;
-                }
-        }
+        *o = (Once){.d = d, .account = account};
         if (!d->store) {
                 log_error("--once: the store is locked: unlock it with `tegami unlock` first");
                 return daemon_stop(d, EXIT_FAILURE);
         }
-        r = pop3_fetch_all_start(d->loop, d->store, d->config, account, (int64_t)time(NULL), once_done_cb, d);
+        daemon_store_hold(d);
+        r = pop3_fetch_all_start(d->loop, d->store, d->config, account, (int64_t)time(NULL), once_pop3_done_cb, o);
         if (r == 0)
-                daemon_store_hold(d);
-        if (r == -ENOENT)
-                return daemon_stop(d, once_unsynced ? EXIT_FAILURE : 0);
-        if (r < 0) {
-                log_error("--once: %s", strerror(-r));
-                return daemon_stop(d, EXIT_FAILURE);
+                return;
+        if (r != -ENOENT) {
+                log_error("--once: POP3: %s", strerror(-r));
+                o->failed = true;
         }
+        if (!once_start_imap(o))
+                once_finish(o);
 }
 
 int main(int argc, char **argv) {
