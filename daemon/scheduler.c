@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/imap/sync.h"
 #include "daemon/pop3/fetch.h"
 #include "daemon/scheduler.h"
 #include "util/log.h"
@@ -230,7 +231,61 @@ static void pop3_cancel(void *handle) {
 
 static const SchedEngine pop3_engine = {.name = "pop3", .start = pop3_start, .cancel = pop3_cancel};
 
-const SchedEngines sched_default_engines = {.pop3 = &pop3_engine};
+static void imap_done_cb(const ImapSyncResult *res, void *userdata) {
+        SchedJob *j = userdata;
+        SchedNewMail nm[16];
+        SchedRun run = {
+                .r = res->r,
+                .failure = res->failure,
+                .error = res->error,
+                .n_new = res->n_new,
+                .new_bytes = res->body_bytes,
+                .n_deleted_elsewhere = res->n_expunged,
+        };
+        _cleanup_free_ SchedNewMail *many = NULL;
+        SchedNewMail *v = nm;
+
+        if (res->n_new_mail > ARRAY_SIZE(nm)) {
+                many = calloc(res->n_new_mail, sizeof *many);
+                v = many;
+        }
+        if (v) {
+                for (size_t i = 0; i < res->n_new_mail; i++)
+                        v[i] = (SchedNewMail){.folder = res->new_mail[i].folder,
+                                              .ids = res->new_mail[i].ids,
+                                              .n_ids = res->new_mail[i].n_ids};
+                run.new_mail = v;
+                run.n_new_mail = res->n_new_mail;
+        }
+        if (res->r >= 0) {
+                char buf[512];
+
+                log_acct_info(j->acct->name, "imap: %s", imap_sync_result_summary(res, buf, sizeof buf));
+        } else if (res->r == -ECANCELED)
+                log_info("%s", res->error);
+        else
+                log_error("%s", res->error); /* it names the account and the server */
+        sched_job_done(j, &run);
+}
+
+static int imap_start(SchedJob *j, uv_loop_t *loop, Store *store, const Account *a, void **handlep) {
+        ImapSync *s = NULL;
+        int r;
+
+        r = imap_sync_begin(loop, store, a, NULL, imap_done_cb, j, &s);
+        if (r < 0)
+                return r;
+        *handlep = s;
+        return 0;
+}
+
+static void imap_cancel(void *handle) {
+        imap_sync_cancel(handle);
+}
+
+static const SchedEngine imap_engine = {.name = "imap", .start = imap_start, .cancel = imap_cancel};
+
+const SchedEngines sched_default_engines = {.imap = &imap_engine, .pop3 = &pop3_engine};
 
 /* ---- the scheduler ------------------------------------------------------------------------ */
 

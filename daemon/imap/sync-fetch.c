@@ -52,8 +52,10 @@ static void inserted_cb(int r, int64_t id, void *userdata) {
         s->n_store--;
         if (r < 0)
                 imap_sync_store_failed(s, r, "storing a message");
-        else
+        else {
                 s->res.n_new++;
+                imap_sync_note_new(s, id);
+        }
         imap_sync_step(s);
 }
 
@@ -80,7 +82,7 @@ static void item_insert(Item *it, const StoreCid *cid, uint64_t size) {
                              .has_body = cid != NULL};
         if (cid)
                 msg.cid = *cid;
-        r = imap_headers_envelope(&it->h, &msg.env);
+        r = mime_headers_envelope(&it->h, &msg.env);
         if (r >= 0)
                 r = store_message_insert(s->store, &msg, STORE_BULK, inserted_cb, s);
         msg.keywords = NULL; /* borrowed */
@@ -140,7 +142,7 @@ static int item_data(Item *it, const void *data, size_t n) {
         int r;
 
         it->s->res.body_bytes += n;
-        r = imap_headers_feed(&it->h, data, n);
+        r = mime_headers_feed(&it->h, data, n);
         if (r < 0)
                 return r;
         if (it->headers_only || it->failed)

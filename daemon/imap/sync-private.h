@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "daemon/imap/client.h"
-#include "daemon/imap/headers.h"
+#include "daemon/mime/envelope.h"
 #include "daemon/imap/sync.h"
 #include "store/body.h"
 #include "store/imap.h"
@@ -48,7 +48,6 @@ static const char *const state_names[_SYNC_STATE_MAX] = {
 };
 
 /* A wanted mailbox of this run. */
-typedef struct ImapSync ImapSync;
 
 typedef struct SyncFolder {
         ImapSync *s;
@@ -60,6 +59,8 @@ typedef struct SyncFolder {
         uint32_t uidvalidity, uidnext; /* stored state at the start */
         uint64_t highestmodseq;
         bool existed;
+        int64_t *new_ids; /* store ids of the messages this run stored here */
+        size_t n_new_ids, cap_new_ids;
 } SyncFolder;
 
 /* A message as the server reported it. */
@@ -90,7 +91,7 @@ typedef struct Item {
         size_t meta_i; /* its SrvMsg in s->meta */
         uint32_t uid;
         StoreBodyWriter *w;
-        ImapHeaders h;
+        MimeHeaders h;
         uint64_t off; /* large: bytes received so far */
         bool headers_only, failed, backlogged, finished;
 } Item;
@@ -114,7 +115,7 @@ typedef struct Cmd {
         uint64_t bytes;       /* window share */
         int64_t *pending_ids; /* CMD_PUSH: rows the server took when OK */
         size_t n_pending_ids;
-        ImapHeaders mid; /* CMD_META in recovery: the Message-ID field */
+        MimeHeaders mid; /* CMD_META in recovery: the Message-ID field */
         char *then;      /* CMD_PUSH: the command to send once this one is OK (it takes the pending ids) */
         Item *piece;     /* CMD_PIECE: the large body */
 } Cmd;
@@ -163,6 +164,7 @@ struct ImapSync {
         Item *large; /* the large body being fetched */
 
         ImapSyncResult res;
+        ImapSyncNewMail *new_mail; /* res.new_mail, built at the end */
 };
 
 /* Helpers (sync.c). */
@@ -175,6 +177,9 @@ int imap_sync_uid_cmp(const void *a, const void *b);
 int imap_sync_srv_cmp(const void *a, const void *b);
 /* "a,b:c,..." for sorted uids[0..n), malloc()ed; NULL on ENOMEM. */
 char *imap_sync_uid_set_format(const uint32_t *uids, size_t n);
+
+/* A message the current folder got (store id), for the new-mail report; memory shortage only loses the id. */
+void imap_sync_note_new(ImapSync *s, int64_t id);
 
 /* Failures: the first is recorded and the sync winds down (sync.c). */
 void imap_sync_fail(ImapSync *s, int r, const char *fmt, ...) _printf_(3, 4);

@@ -227,7 +227,7 @@ static int push_expunge(ImapSync *s, const char *set, const int64_t *ids, size_t
 typedef struct Append {
         ImapSync *s;
         StoreBodyReader *reader;
-        ImapHeaders h;
+        MimeHeaders h;
         int64_t pending_id;
         uint32_t flags;
         char *keywords;
@@ -237,7 +237,7 @@ typedef struct Append {
 
 static void append_free(Append *ap) {
         store_body_reader_free(ap->reader);
-        imap_headers_clear(&ap->h);
+        mime_headers_clear(&ap->h);
         free(ap->keywords);
         free(ap);
 }
@@ -247,7 +247,7 @@ static int append_read_cb(void *userdata, const void **datap, size_t *np) {
         int r = store_body_reader_read(ap->reader, datap, np);
 
         if (r >= 0 && *np)
-                (void)imap_headers_feed(&ap->h, *datap, *np);
+                (void)mime_headers_feed(&ap->h, *datap, *np);
         return r;
 }
 
@@ -285,7 +285,7 @@ static void append_done_cb(ImapClient *client, int r, const ImapStatusResp *st, 
                                           .has_body = true,
                                           .cid = ap->cid};
 
-                        rr = imap_headers_envelope(&ap->h, &m.env);
+                        rr = mime_headers_envelope(&ap->h, &m.env);
                         if (rr >= 0)
                                 rr = store_message_insert(s->store, &m, STORE_BULK, appended_cb, s);
                         m.keywords = NULL;
@@ -446,7 +446,7 @@ void imap_sync_push_start(ImapSync *s) {
 }
 
 /* The moved message's headers, read back from its stored body (first chunks only). */
-static int read_headers(Store *store, const StoreCid *cid, ImapHeaders *h, uint64_t *sizep) {
+static int read_headers(Store *store, const StoreCid *cid, MimeHeaders *h, uint64_t *sizep) {
         _cleanup_(store_body_reader_freep) StoreBodyReader *rd = NULL;
         int r = store_body_reader_new(store, cid, &rd);
 
@@ -460,7 +460,7 @@ static int read_headers(Store *store, const StoreCid *cid, ImapHeaders *h, uint6
                 r = store_body_reader_read(rd, &data, &n);
                 if (r < 0 || n == 0)
                         return r;
-                r = imap_headers_feed(h, data, n);
+                r = mime_headers_feed(h, data, n);
                 if (r < 0)
                         return r;
         }
@@ -489,7 +489,7 @@ void imap_sync_record_moved(ImapSync *s, const ImapRespCode *code) {
                 for (size_t j = 0; j < s->n_pend; j++) {
                         StorePendingChange *p = &s->pend[j];
                         SyncFolder *target;
-                        ImapHeaders h = {};
+                        MimeHeaders h = {};
                         StoreMessage m = {};
                         int r;
 
@@ -506,8 +506,8 @@ void imap_sync_record_moved(ImapSync *s, const ImapRespCode *code) {
                                            .cid = p->cid};
                         r = read_headers(s->store, &p->cid, &h, &m.size);
                         if (r >= 0)
-                                r = imap_headers_envelope(&h, &m.env);
-                        imap_headers_clear(&h);
+                                r = mime_headers_envelope(&h, &m.env);
+                        mime_headers_clear(&h);
                         if (r >= 0)
                                 r = store_message_insert(s->store, &m, STORE_BULK, moved_cb, s);
                         store_message_clear(&m);

@@ -28,7 +28,7 @@
 #include "daemon/imap/client.h"
 #include "daemon/imap/flags.h"
 #include "daemon/imap/folders.h"
-#include "daemon/imap/headers.h"
+#include "daemon/mime/envelope.h"
 #include "daemon/imap/mutf7.h"
 #include "daemon/imap/sync-private.h"
 #include "store/body.h"
@@ -182,7 +182,7 @@ void imap_sync_item_free(Item *it) {
         if (!it)
                 return;
         store_body_writer_abort(it->w);
-        imap_headers_clear(&it->h);
+        mime_headers_clear(&it->h);
         free(it);
 }
 
@@ -214,14 +214,51 @@ static void sync_free(ImapSync *s) {
         for (size_t i = 0; i < s->n_folders; i++) {
                 free(s->folders[i].wire);
                 free(s->folders[i].name);
+                free(s->folders[i].new_ids);
         }
         free(s->folders);
+        free(s->new_mail);
         for (size_t i = 0; i < s->n_server_names; i++)
                 free(s->server_names[i]);
         free(s->server_names);
         imap_sync_item_free(s->large);
         free(s->error_text);
         free(s);
+}
+
+void imap_sync_note_new(ImapSync *s, int64_t id) {
+        SyncFolder *f = s->f;
+
+        if (!f)
+                return;
+        if (f->n_new_ids == f->cap_new_ids) {
+                size_t cap = f->cap_new_ids ? f->cap_new_ids * 2 : 64;
+                int64_t *v = realloc(f->new_ids, cap * sizeof *v);
+
+                if (!v)
+                        return;
+                f->new_ids = v;
+                f->cap_new_ids = cap;
+        }
+        f->new_ids[f->n_new_ids++] = id;
+}
+
+/* res.new_mail from the folders' lists (even after a failure: what was stored is new). */
+static void report_new_mail(ImapSync *s) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < s->n_folders; i++)
+                n += s->folders[i].n_new_ids > 0;
+        if (n == 0 || !(s->new_mail = calloc(n, sizeof *s->new_mail)))
+                return;
+        for (size_t i = 0; i < s->n_folders; i++)
+                if (s->folders[i].n_new_ids > 0)
+                        s->new_mail[s->res.n_new_mail++] = (ImapSyncNewMail){
+                                .folder = s->folders[i].name,
+                                .ids = s->folders[i].new_ids,
+                                .n_ids = s->folders[i].n_new_ids,
+                        };
+        s->res.new_mail = s->new_mail;
 }
 
 /* Reports and frees once the client is closed and no callback is outstanding. */
@@ -231,6 +268,7 @@ static void sync_maybe_free(ImapSync *s) {
         s->res.r = s->error;
         s->res.failure = s->error ? s->failure : NET_FAILURE_NONE;
         s->res.error = s->error ? (s->error_text ? s->error_text : "sync failed") : "";
+        report_new_mail(s);
         if (s->cb) /* NULL when imap_sync_start() failed: nobody is told */
                 s->cb(&s->res, s->userdata);
         sync_free(s);
@@ -251,7 +289,7 @@ Cmd *imap_sync_cmd_new(ImapSync *s, CmdKind kind) {
 void imap_sync_cmd_free(Cmd *c) {
         free(c->then);
         free(c->pending_ids);
-        imap_headers_clear(&c->mid);
+        mime_headers_clear(&c->mid);
         free(c);
 }
 
@@ -418,26 +456,30 @@ static int meta_event(Cmd *c, const ImapEvent *ev) {
 
         switch (ev->kind) {
         case IMAP_EVENT_BODY_START:
-                imap_headers_clear(&c->mid);
+                mime_headers_clear(&c->mid);
                 return 0;
         case IMAP_EVENT_BODY_DATA:
-                return imap_headers_feed(&c->mid, ev->body.data, ev->body.len);
+                return mime_headers_feed(&c->mid, ev->body.data, ev->body.len);
         case IMAP_EVENT_FETCH:
                 for (size_t i = 0; i < ev->fetch.n_bodies; i++)
                         if (ev->fetch.bodies[i].data.s) {
-                                r = imap_headers_feed(&c->mid, ev->fetch.bodies[i].data.s,
+                                r = mime_headers_feed(&c->mid, ev->fetch.bodies[i].data.s,
                                                       ev->fetch.bodies[i].data.len);
                                 if (r < 0)
                                         return r;
                         }
                 r = record_fetch(&s->meta, &ev->fetch, false);
                 if (r >= 0 && s->recovering && s->meta.n > 0 && s->meta.v[s->meta.n - 1].uid == ev->fetch.uid) {
-                        char *mid = imap_headers_get(&c->mid, "Message-ID");
-                        if (!mid && errno == ENOMEM)
-                                r = -ENOMEM;
-                        s->meta.v[s->meta.n - 1].message_id = mid;
+                        /* Decoded as the stored envelopes were, so the two compare equal. */
+                        StoreEnvelope env;
+
+                        r = mime_headers_envelope(&c->mid, &env);
+                        if (r >= 0) {
+                                s->meta.v[s->meta.n - 1].message_id = TAKE_PTR(env.message_id);
+                                mime_envelope_clear(&env);
+                        }
                 }
-                imap_headers_clear(&c->mid);
+                mime_headers_clear(&c->mid);
                 return r;
         default:
                 return 0;
@@ -1076,8 +1118,8 @@ static const ImapClientOps client_ops = {
         .untagged = client_untagged,
 };
 
-int imap_sync_start(uv_loop_t *loop, Store *store, const Account *a, const ImapSyncOptions *opts, ImapSyncFn cb,
-                    void *userdata) {
+int imap_sync_begin(uv_loop_t *loop, Store *store, const Account *a, const ImapSyncOptions *opts, ImapSyncFn cb,
+                    void *userdata, ImapSync **sp) {
         ImapClientOptions copts = {.send_id = true};
         ImapSync *s;
         int r;
@@ -1109,7 +1151,19 @@ int imap_sync_start(uv_loop_t *loop, Store *store, const Account *a, const ImapS
                 imap_client_close(s->client);
                 return r;
         }
+        if (sp)
+                *sp = s;
         return 0;
+}
+
+int imap_sync_start(uv_loop_t *loop, Store *store, const Account *a, const ImapSyncOptions *opts, ImapSyncFn cb,
+                    void *userdata) {
+        return imap_sync_begin(loop, store, a, opts, cb, userdata, NULL);
+}
+
+void imap_sync_cancel(ImapSync *s) {
+        imap_sync_fail(s, -ECANCELED, "sync cancelled");
+        imap_sync_step(s);
 }
 
 const char *imap_sync_result_summary(const ImapSyncResult *res, char *buf, size_t size) {

@@ -27,6 +27,13 @@
 #include "daemon/net/backoff.h"
 #include "store/store.h"
 
+/* New messages of one folder: their store ids. */
+typedef struct ImapSyncNewMail {
+        const char *folder; /* decoded name */
+        const int64_t *ids;
+        size_t n_ids;
+} ImapSyncNewMail;
+
 typedef struct ImapSyncResult {
         int r;              /* 0, or a negative errno: error says why */
         NetFailure failure; /* retry or stop (backoff.h); NONE on success */
@@ -40,6 +47,8 @@ typedef struct ImapSyncResult {
         size_t n_pushed;        /* local changes the server took */
         size_t n_uidvalidity;   /* folders recovered from a UIDVALIDITY change */
         size_t n_recovered;     /* messages kept across it without a download */
+        const ImapSyncNewMail *new_mail; /* folders that got new messages (NULL if memory ran out) */
+        size_t n_new_mail;
 } ImapSyncResult;
 
 /* Called once with the outcome; res is valid during the call only. */
@@ -60,6 +69,20 @@ typedef struct ImapSyncOptions {
  */
 int imap_sync_start(uv_loop_t *loop, Store *store, const Account *a, const ImapSyncOptions *opts, ImapSyncFn cb,
                     void *userdata);
+
+typedef struct ImapSync ImapSync;
+
+/* The same, handing out the running sync in *sp (may be NULL) for imap_sync_cancel(); valid until cb runs. */
+int imap_sync_begin(uv_loop_t *loop, Store *store, const Account *a, const ImapSyncOptions *opts, ImapSyncFn cb,
+                    void *userdata, ImapSync **sp);
+
+/*
+ * Stops a running sync as if the session broke: the connection closes at
+ * once; what was committed stays (a folder's state only moves after its
+ * messages), the next sync redoes the rest. cb still runs once, with
+ * -ECANCELED.
+ */
+void imap_sync_cancel(ImapSync *s);
 
 /* Called once when imap_sync_all_start() is over. */
 typedef void (*ImapSyncAllFn)(size_t n_synced, size_t n_failed, void *userdata);

@@ -10,7 +10,7 @@
 
 #include "daemon/imap/flags.h"
 #include "daemon/imap/folders.h"
-#include "daemon/imap/headers.h"
+#include "daemon/mime/envelope.h"
 #include "daemon/imap/mutf7.h"
 #include "store/message.h"
 
@@ -212,42 +212,36 @@ static void test_headers(void) {
                                   "Subject: not a header\r\n";
         size_t len = strlen(msg);
 
-        /* Split at every byte: the empty line is found across chunks, the body never read. */
+        /* Split at every byte: the empty line is found across chunks, the body never read; fields
+         * come out decoded (daemon/mime/envelope.c, the decoder every engine uses). */
         for (size_t cut = 0; cut <= len; cut++) {
-                ImapHeaders h = {};
+                MimeHeaders h = {};
                 StoreEnvelope env = {};
 
-                check(imap_headers_feed(&h, msg, cut) == 0);
-                check(imap_headers_feed(&h, msg + cut, len - cut) == 0);
+                check(mime_headers_feed(&h, msg, cut) == 0);
+                check(mime_headers_feed(&h, msg + cut, len - cut) == 0);
                 check(h.done);
-                check(imap_headers_envelope(&h, &env) == 0);
+                check(mime_headers_envelope(&h, &env) == 0);
                 check(streq_null(env.subject, "Hello"));
-                check(streq_null(env.to, "a@example.org, b@example.org"));
-                check(streq_null(env.from, "=?UTF-8?Q?J=C3=B6rg?= <j@example.net>")); /* kept raw */
-                check(streq_null(env.message_id, "<m1@example.net>"));
+                check(env.to && strstr(env.to, "a@example.org") && strstr(env.to, "b@example.org"));
+                check(env.from && strstr(env.from, "Jörg") && strstr(env.from, "<j@example.net>"));
+                check(streq_null(env.message_id, "m1@example.net"));
                 check(env.cc == NULL && env.references == NULL);
                 check(env.date == 1795683600); /* 09:00:00 UTC */
-                StoreMessage m = {.env = env};
-                store_message_clear(&m);
-                imap_headers_clear(&h);
-                imap_headers_clear(&h); /* safe twice */
+                mime_envelope_clear(&env);
+                mime_headers_clear(&h);
+                mime_headers_clear(&h); /* safe twice */
         }
-        check(imap_headers_parse_date("26 Nov 2026 09:00 GMT") == 1795683600);
-        check(imap_headers_parse_date("Thu, 26 Nov 2026 04:00:00 -0500") == 1795683600);
-        check(imap_headers_parse_date("garbage") == 0);
-        check(imap_headers_parse_date("Thu, 26 Foo 2026 04:00:00 -0500") == 0);
-        check(imap_headers_parse_date(NULL) == 0);
 
-        /* No empty line: capped at IMAP_HEADERS_MAX, never more. */
+        /* No empty line: capped at MIME_HEADERS_MAX, never more. */
         {
-                ImapHeaders h = {};
-                char *big = malloc(IMAP_HEADERS_MAX * 2);
+                MimeHeaders h = {};
+                char *big = malloc(MIME_HEADERS_MAX * 2);
 
-                memset(big, 'x', IMAP_HEADERS_MAX * 2);
-                check(imap_headers_feed(&h, big, IMAP_HEADERS_MAX * 2) == 0);
-                check(h.done && h.len == IMAP_HEADERS_MAX);
-                check(imap_headers_get(&h, "Subject") == NULL);
-                imap_headers_clear(&h);
+                memset(big, 'x', MIME_HEADERS_MAX * 2);
+                check(mime_headers_feed(&h, big, MIME_HEADERS_MAX * 2) == 0);
+                check(h.done && h.len == MIME_HEADERS_MAX);
+                mime_headers_clear(&h);
                 free(big);
         }
 }

@@ -120,17 +120,29 @@ def test_cli_status_text(env):
     assert "never" in r.stdout
 
 
+def settled(env, timeout=15):
+    """status --json once both accounts' first sync has failed: neither has credentials here, which
+    tegamid reports as an account error (AuthFailed) and does not retry on its own."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = tegami(env.env, "status", "--json")
+        assert r.returncode == 0, r.stderr
+        st = json.loads(r.stdout)
+        if all(a["state"] == "error" for a in st["accounts"]) or time.monotonic() > deadline:
+            return st
+        time.sleep(0.1)
+
+
 def test_cli_status_json(env):
-    r = tegami(env.env, "status", "--json")
-    assert r.returncode == 0, r.stderr
-    st = json.loads(r.stdout)
+    st = settled(env)
     assert st["version"] == "0.1.0" and st["state"] == "running" and st["config"] == env.cfg
     assert [a["name"] for a in st["accounts"]] == ["work", "home.old"]
     work = st["accounts"][0]
     assert work["protocol"] == "imap" and work["server"] == "imaps://127.0.0.1:1993"
-    assert work["send_server"] == "smtps://127.0.0.1:1465" and work["state"] == "idle"
+    assert work["send_server"] == "smtps://127.0.0.1:1465" and work["state"] == "error"
     assert work["path"] == ROOT + "/account/work"
-    assert work["last_error"] == {"name": "", "message": ""}
+    assert work["last_error"]["name"] == "org.tegami.Mail1.Error.AuthFailed", work
+    assert work["last_error"]["message"].startswith("account work"), work
     assert st["accounts"][1]["path"] == ROOT + "/account/home_2eold"
 
 
@@ -170,12 +182,13 @@ def test_cli_usage_and_exit_codes(env):
 # ---- objects and properties ----
 
 def test_managed_objects(env):
+    settled(env)
     objs = root(env).GetManagedObjects(dbus_interface=OM)
     assert sorted(objs) == [ROOT + "/account/home_2eold", ROOT + "/account/work"]
     work = objs[ROOT + "/account/work"][ACCOUNT_IFACE]
-    assert work["Name"] == "work" and work["Protocol"] == "imap" and work["State"] == "idle"
+    assert work["Name"] == "work" and work["Protocol"] == "imap" and work["State"] == "error"
     assert work["Server"] == "imaps://127.0.0.1:1993" and work["SendServer"] == "smtps://127.0.0.1:1465"
-    assert tuple(work["Quota"]) == (0, 0) and tuple(work["LastError"]) == ("", "")
+    assert tuple(work["Quota"]) == (0, 0) and work["LastError"][0] == "org.tegami.Mail1.Error.AuthFailed"
     home = objs[ROOT + "/account/home_2eold"][ACCOUNT_IFACE]
     assert home["Name"] == "home.old" and home["Protocol"] == "pop3" and home["SendServer"] == ""
 

@@ -89,7 +89,8 @@ class Server:
             flags = set(re.search(r"FLAGS \(([^)]*)\)", head).group(1).split())
             flags.discard("\\Recent")
             mid = re.search(rb"(?im)^Message-ID:\s*(\S+)", item[1])
-            out[uid] = (flags, hashlib.sha256(item[1]).hexdigest(), mid.group(1).decode() if mid else "-")
+            # The store keeps Message-IDs as GMime decodes them: without the angle brackets.
+            out[uid] = (flags, hashlib.sha256(item[1]).hexdigest(), mid.group(1).decode().strip("<>") if mid else "-")
         return out
 
     def store(self, mailbox, uid, op, flags):
@@ -273,7 +274,7 @@ def test_local_changes_pushed(bob, tmp_path, mode):
     assert inbox[u[0]][0] == {"\\Flagged", "todo"}, inbox
     assert u[1] not in inbox and u[2] not in inbox, inbox
     assert sorted(m[2] for m in work.values()) == sorted([mid3, re.search(
-        rb"Message-ID: (\S+)", draft.read_bytes()).group(1).decode()]), work
+        rb"Message-ID: (\S+)", draft.read_bytes()).group(1).decode().strip("<>")]), work
     # The appended copy was recorded from APPENDUID, the moved one from COPYUID: neither is downloaded again.
     r = sync(cfg, store, *opts)
     _, msgs = local(cfg, store)

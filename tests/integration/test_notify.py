@@ -66,14 +66,15 @@ class Mock:
 
 
 class Setup:
-    def __init__(self, sb, tmp_path, caps=None, extra="", notify_section=""):
+    def __init__(self, sb, tmp_path, caps=None, extra="", notify_section="", proto="pop3"):
         self.bus = Bus()
         self.mock = Mock(self.bus, caps)
         self.cfg = write_config(str(tmp_path / "config.ini"), (
             "[store]\nkey = file\n\n%s"
-            "[account home]\naddress = %s\npassword = %s\npop3 = pop3s://%s:%d\nca_file = %s\n"
+            "[account home]\naddress = %s\npassword = %s\n%s = %ss://%s:%d\nca_file = %s\n"
             "poll_interval = 10\n%s"
-            % (notify_section, USER, sb.users[USER], sb.host, sb.ports["pop3s"], sb.ca_file, extra)))
+            % (notify_section, USER, sb.users[USER], proto, proto, sb.host, sb.ports[proto + "s"], sb.ca_file,
+               extra)))
         self.notify = subprocess.Popen([NOTIFY, "--config", self.cfg, "--log-level", "debug"], env=self.bus.env,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         # tegami-notify subscribes before tegamid starts, so the first burst is seen.
@@ -195,5 +196,25 @@ def test_auth_failure_and_quota_notifications(inbox, tmp_path):
         _, summary, body, _, _ = calls[0]
         assert summary == "home: the server refused the login", calls
         assert "authentication failed" in body and "wrong" not in body, calls
+    finally:
+        s.close()
+
+
+def test_imap_account_new_mail(inbox, tmp_path):
+    """The daemon's scheduler syncs an IMAP account; its new mail makes one notification, and
+    mail arriving later (next poll) updates it."""
+    for i in range(2):
+        inbox.deliver(USER, message("imap %d" % i))
+    s = Setup(inbox, tmp_path, proto="imap")
+    try:
+        calls = s.mock.wait(1)
+        assert calls[0][1] == "2 new messages in home" and "imap 0" in calls[0][2] and "imap 1" in calls[0][2], calls
+        inbox.deliver(USER, message("imap later"))
+        calls = s.mock.wait(2, timeout=30)
+        assert calls[1][0] == 1 and calls[1][1] == "3 new messages in home" and "imap later" in calls[1][2], calls
+        r = subprocess.run([os.environ.get("TEGAMI", "build/clients/tegami"), "--json", "status"], env=s.bus.env,
+                           capture_output=True, text=True, timeout=30)
+        acct = json.loads(r.stdout)["accounts"][0]
+        assert acct["state"] in ("idle", "syncing") and acct["last_sync"] > 0, acct
     finally:
         s.close()
