@@ -45,7 +45,7 @@ struct StoreBodyWriter {
 
         /* Loop thread only. */
         uint8_t *buf;
-        size_t n_buf;
+        size_t n_buf, cap_buf;
         size_t queued;       /* bytes in jobs not yet completed */
         unsigned n_inflight; /* jobs not yet completed */
         bool backlogged, finishing;
@@ -61,12 +61,61 @@ struct StoreBodyWriter {
         StoreCid cid; /* result of the finish job, read by its done callback */
 };
 
+/* The first buffer of a body: small messages (most mail) never need a whole chunk. */
+#define BODY_BUF_MIN 4096
+
 typedef struct BodyJob {
         StoreBodyWriter *w;
         BodyJobKind kind;
         uint8_t *data; /* CHUNK, FINISH: the buffer handed over */
         size_t n;
 } BodyJob;
+
+uint64_t store_body_backlog(Store *s) {
+        return s->body_queued;
+}
+
+int store_body_wait_drain(Store *s, StoreDrainFn cb, void *userdata) {
+        StoreDrainWaiter *d;
+
+        for (d = s->drain_waiters; d; d = d->next)
+                if (d->cb == cb && d->userdata == userdata)
+                        return 0;
+        d = malloc(sizeof *d);
+        if (!d)
+                return -ENOMEM;
+        *d = (StoreDrainWaiter){.next = s->drain_waiters, .cb = cb, .userdata = userdata};
+        s->drain_waiters = d;
+        return 0;
+}
+
+void store_body_cancel_drain(Store *s, StoreDrainFn cb, void *userdata) {
+        for (StoreDrainWaiter **p = &s->drain_waiters; *p; p = &(*p)->next)
+                if ((*p)->cb == cb && (*p)->userdata == userdata) {
+                        StoreDrainWaiter *d = *p;
+
+                        *p = d->next;
+                        free(d);
+                        return;
+                }
+}
+
+/* The backlog went down: wake every waiter once it is at half the limit. */
+static void store_drain_notify(Store *s) {
+        StoreDrainWaiter *list;
+
+        if (s->body_queued > STORE_BODY_BACKLOG_MAX / 2 || !s->drain_waiters)
+                return;
+        list = s->drain_waiters;
+        s->drain_waiters = NULL; /* callbacks may wait again */
+        while (list) {
+                StoreDrainWaiter *d = list;
+
+                list = d->next;
+                d->cb(d->userdata);
+                free(d);
+        }
+}
 
 static void body_writer_free(StoreBodyWriter *w) {
         free(w->buf);
@@ -195,9 +244,11 @@ static void body_job_done(int r, void *userdata) {
         BodyJobKind kind = j->kind;
 
         w->queued -= j->n;
+        w->store->body_queued -= j->n;
         w->n_inflight--;
         free(j->data);
         free(j);
+        store_drain_notify(w->store);
 
         if (r < 0 && !w->error)
                 w->error = r;
@@ -237,6 +288,7 @@ static int body_submit(StoreBodyWriter *w, BodyJobKind kind, uint8_t *data, size
                 return r;
         }
         w->queued += n;
+        w->store->body_queued += n;
         w->n_inflight++;
         return 0;
 }
@@ -277,12 +329,21 @@ int store_body_writer_append(StoreBodyWriter *w, const void *data, size_t n) {
         while (n > 0) {
                 size_t k;
 
-                if (!w->buf) {
-                        w->buf = malloc(STORE_BODY_CHUNK);
-                        if (!w->buf)
+                if (w->n_buf == w->cap_buf) {
+                        /* Grow by doubling up to one chunk: a 4 KB message holds 4 KB while it waits. */
+                        size_t cap = w->cap_buf ? w->cap_buf * 2 : BODY_BUF_MIN;
+                        uint8_t *b;
+
+                        while (cap < STORE_BODY_CHUNK && cap - w->n_buf < n)
+                                cap *= 2;
+                        cap = cap < STORE_BODY_CHUNK ? cap : STORE_BODY_CHUNK;
+                        b = realloc(w->buf, cap);
+                        if (!b)
                                 return (w->error = -ENOMEM);
+                        w->buf = b;
+                        w->cap_buf = cap;
                 }
-                k = STORE_BODY_CHUNK - w->n_buf;
+                k = w->cap_buf - w->n_buf;
                 if (k > n)
                         k = n;
                 memcpy(w->buf + w->n_buf, p, k);
@@ -294,7 +355,7 @@ int store_body_writer_append(StoreBodyWriter *w, const void *data, size_t n) {
                         if (r < 0)
                                 return (w->error = r);
                         w->buf = NULL;
-                        w->n_buf = 0;
+                        w->n_buf = w->cap_buf = 0;
                 }
         }
         if (w->queued > STORE_BODY_BACKLOG_MAX) {
@@ -312,6 +373,15 @@ int store_body_writer_finish(StoreBodyWriter *w, StoreBodyFinishFn cb, void *use
         w->finishing = true;
         w->finish_cb = cb;
         w->finish_userdata = userdata;
+        if (w->buf && w->n_buf < w->cap_buf) {
+                /* It may wait a while behind other bodies: hold only what it needs. */
+                uint8_t *b = realloc(w->buf, w->n_buf ? w->n_buf : 1);
+
+                if (b) {
+                        w->buf = b;
+                        w->cap_buf = w->n_buf;
+                }
+        }
         r = body_submit(w, BODY_JOB_FINISH, w->buf, w->n_buf);
         if (r < 0) {
                 /* Earlier jobs still point at w: let an abort job free it, or

@@ -30,6 +30,21 @@ typedef void (*StoreBodyDrainFn)(StoreBodyWriter *w, void *userdata);
  * a negative errno. The writer is gone by then. */
 typedef void (*StoreBodyFinishFn)(int r, const StoreCid *cid, uint64_t size, void *userdata);
 
+/* Body bytes of every writer together waiting for the writer thread: engines
+ * downloading many small messages stop asking the server for more above
+ * STORE_BODY_BACKLOG_MAX (each writer alone only sees its own). */
+uint64_t store_body_backlog(Store *s);
+
+typedef void (*StoreDrainFn)(void *userdata);
+
+/* Calls cb once, from the loop, when the backlog has fallen to half of
+ * STORE_BODY_BACKLOG_MAX. Returns 0 or -ENOMEM. A (cb, userdata) pair already
+ * waiting is not added twice. */
+int store_body_wait_drain(Store *s, StoreDrainFn cb, void *userdata);
+
+/* Forgets a waiting (cb, userdata); safe when it is not waiting. */
+void store_body_cancel_drain(Store *s, StoreDrainFn cb, void *userdata);
+
 /* Starts a body. The writer belongs to the caller until finish or abort. */
 int store_body_writer_new(Store *s, StoreBodyWriter **wp);
 

@@ -12,6 +12,13 @@
 #include "store/store.h"
 #include "store/writer.h"
 
+/* One store_body_wait_drain() waiter. */
+typedef struct StoreDrainWaiter {
+        struct StoreDrainWaiter *next;
+        void (*cb)(void *userdata);
+        void *userdata;
+} StoreDrainWaiter;
+
 struct Store {
         uv_loop_t *loop;
         StoreWriter *writer;
@@ -19,6 +26,8 @@ struct Store {
         uint8_t *cid_key; /* 32 bytes, sodium_malloc'd; read-only after open */
         StoreClosedFn closed_cb;
         void *closed_userdata;
+        uint64_t body_queued;            /* body bytes of every writer waiting for the writer thread */
+        struct StoreDrainWaiter *drain_waiters; /* store_body_wait_drain() */
 };
 
 /* One asynchronous write: embed as the first member of an op-specific struct.

@@ -184,6 +184,12 @@ static void store_free(Store *s) {
                 store_stmt_cache_drop(s->read_db);
                 sqlite3_close(s->read_db);
         }
+        while (s->drain_waiters) {
+                struct StoreDrainWaiter *d = s->drain_waiters;
+
+                s->drain_waiters = d->next;
+                free(d);
+        }
         sodium_free(s->cid_key);
         free(s);
 }
@@ -225,7 +231,8 @@ int store_open(uv_loop_t *loop, const char *path, const uint8_t *key, Store **sp
         r = store_db_open(path, key, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, &s->read_db);
         if (r < 0)
                 goto fail;
-        r = store_db_errno(sqlite3_exec(s->read_db, "PRAGMA query_only=ON", NULL, NULL, NULL));
+        /* Reads are point lookups and short pages of lists: a small cache will do (memory target). */
+        r = store_db_errno(sqlite3_exec(s->read_db, "PRAGMA query_only=ON; PRAGMA cache_size=-512", NULL, NULL, NULL));
         if (r < 0)
                 goto fail;
 
@@ -234,6 +241,8 @@ int store_open(uv_loop_t *loop, const char *path, const uint8_t *key, Store **sp
         r = store_db_open(path, key, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, &cdb);
         if (r < 0)
                 log_warning("store: no checkpoint connection (%s): checkpoints run on the writer", strerror(-r));
+        else /* it copies pages from the WAL into the database: it reuses almost nothing */
+                (void)sqlite3_exec(cdb, "PRAGMA cache_size=-128", NULL, NULL, NULL);
         r = store_writer_new(loop, wdb, cdb, &s->writer);
         if (r < 0)
                 goto fail;

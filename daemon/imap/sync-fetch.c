@@ -82,7 +82,13 @@ static void item_insert(Item *it, const StoreCid *cid, uint64_t size) {
                              .has_body = cid != NULL};
         if (cid)
                 msg.cid = *cid;
-        r = mime_headers_envelope(&it->h, &msg.env);
+        if (it->have_env) {
+                msg.env = it->env; /* handed over: msg's clear frees it */
+                it->env = (StoreEnvelope){};
+                it->have_env = false;
+                r = 0;
+        } else
+                r = mime_headers_envelope(&it->h, &msg.env);
         if (r >= 0)
                 r = store_message_insert(s->store, &msg, STORE_BULK, inserted_cb, s);
         msg.keywords = NULL; /* borrowed */
@@ -142,9 +148,19 @@ static int item_data(Item *it, const void *data, size_t n) {
         int r;
 
         it->s->res.body_bytes += n;
-        r = mime_headers_feed(&it->h, data, n);
-        if (r < 0)
-                return r;
+        if (!it->have_env) {
+                r = mime_headers_feed(&it->h, data, n);
+                if (r < 0)
+                        return r;
+                if (it->h.done) {
+                        /* Decode now and drop the raw block: hundreds of bodies may wait for the store. */
+                        r = mime_headers_envelope(&it->h, &it->env);
+                        if (r < 0)
+                                return r;
+                        it->have_env = true;
+                        mime_headers_clear(&it->h);
+                }
+        }
         if (it->headers_only || it->failed)
                 return 0;
         r = store_body_writer_append(it->w, data, n);
@@ -273,8 +289,19 @@ void imap_sync_piece_done(ImapSync *s, Cmd *c, int r) {
 }
 
 /* Sends FETCHes of small bodies while the window allows; large ones go one by one after. */
+/* The store's writer caught up with every body together: more may be asked for. */
+void imap_sync_store_drained_cb(void *userdata) {
+        imap_sync_step(userdata);
+}
+
 void imap_sync_fetch_pump(ImapSync *s) {
         unsigned chunk = s->opts.chunk_uids;
+
+        /* Many small bodies each stay under their writer's backlog; together they are held here. */
+        if (store_body_backlog(s->store) > STORE_BODY_BACKLOG_MAX) {
+                if (store_body_wait_drain(s->store, imap_sync_store_drained_cb, s) == 0)
+                        return;
+        }
 
         while (!s->stopping && s->i_todo < s->n_todo && s->n_backlogged == 0 && s->n_fetch_flight < MAX_FETCH_FLIGHT &&
                s->flight_bytes < WINDOW_BYTES) {

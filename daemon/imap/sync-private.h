@@ -18,7 +18,7 @@
 
 #define LARGE_DEFAULT    (1024 * 1024)
 #define CHUNK_DEFAULT    250
-#define WINDOW_BYTES     (4 * 1024 * 1024) /* body bytes requested and not yet received */
+#define WINDOW_BYTES     (2 * 1024 * 1024) /* body bytes requested and not yet received */
 #define BATCH_BYTES      (1024 * 1024)     /* body bytes asked for by one FETCH, at most (one message may exceed) */
 #define MAX_FETCH_FLIGHT 4
 
@@ -92,6 +92,8 @@ typedef struct Item {
         uint32_t uid;
         StoreBodyWriter *w;
         MimeHeaders h;
+        StoreEnvelope env; /* decoded as soon as the header block is in; h is then freed */
+        bool have_env;
         uint64_t off; /* large: bytes received so far */
         bool headers_only, failed, backlogged, finished;
 } Item;
@@ -204,6 +206,7 @@ void imap_sync_item_free(Item *it);
 void imap_sync_fetch_start(ImapSync *s);
 /* Sends more FETCHes while the window and the store's backlog allow. */
 void imap_sync_fetch_pump(ImapSync *s);
+void imap_sync_store_drained_cb(void *userdata);
 int imap_sync_fetch_event(Cmd *c, const ImapEvent *ev);
 void imap_sync_fetch_done(ImapSync *s, Cmd *c, int r, const ImapStatusResp *st);
 int imap_sync_piece_event(Cmd *c, const ImapEvent *ev);

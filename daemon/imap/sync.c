@@ -183,6 +183,7 @@ void imap_sync_item_free(Item *it) {
                 return;
         store_body_writer_abort(it->w);
         mime_headers_clear(&it->h);
+        mime_envelope_clear(&it->env);
         free(it);
 }
 
@@ -222,6 +223,7 @@ static void sync_free(ImapSync *s) {
                 free(s->server_names[i]);
         free(s->server_names);
         imap_sync_item_free(s->large);
+        store_body_cancel_drain(s->store, imap_sync_store_drained_cb, s);
         free(s->error_text);
         free(s);
 }

@@ -49,10 +49,18 @@ typedef struct Retr {
         bool failed, backlogged;
 } Retr;
 
+static void download_pump(Pop3Download *d);
+
+/* The store's writer caught up with every body together: RETRs may go again. */
+static void store_drained_cb(void *userdata) {
+        download_pump(userdata);
+}
+
 /* Reports once nothing is outstanding, then frees d. */
 static void download_maybe_done(Pop3Download *d) {
         if (d->pumping || d->n_flight > 0 || d->n_store > 0 || (!d->stopped && d->i_next < d->n_msgs))
                 return;
+        store_body_cancel_drain(d->p.store, store_drained_cb, d);
         d->cb(d->error, d->error_what ? d->error_what : "", d->n_stored, d->ids, d->bytes, d->userdata);
         free(d->ids);
         free(d->msgs);
@@ -82,8 +90,6 @@ static void retr_unbacklog(Retr *rt) {
                 rt->d->n_backlogged--;
         }
 }
-
-static void download_pump(Pop3Download *d);
 
 /* The store caught up with this body: more RETRs may go. */
 static void drain_cb(StoreBodyWriter *w, void *userdata) {
@@ -229,6 +235,13 @@ static void download_pump(Pop3Download *d) {
         int r;
 
         d->pumping = true;
+        /* Many small bodies each stay under their writer's backlog; together they are held here. */
+        if (!d->stopped && d->i_next < d->n_msgs && store_body_backlog(d->p.store) > STORE_BODY_BACKLOG_MAX &&
+            store_body_wait_drain(d->p.store, store_drained_cb, d) == 0) {
+                d->pumping = false;
+                download_maybe_done(d);
+                return;
+        }
         while (!d->stopped && d->i_next < d->n_msgs && d->n_backlogged == 0 &&
                (d->n_flight == 0 || (pipelining && d->n_flight < POP3_DOWNLOAD_WINDOW_MSGS &&
                                      d->flight_bytes < POP3_DOWNLOAD_WINDOW_BYTES))) {
