@@ -7,6 +7,7 @@ Usage: demo.py BUILD_DIR   (tests/demo builds first and calls this)
 import email.header
 import email.message
 import imaplib
+import json
 import os
 import smtplib
 import ssl
@@ -39,6 +40,47 @@ def message(frm, to, subject, body):
     return m
 
 
+def wait_for_name(env, name, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = subprocess.run(["dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus",
+                            "/org/freedesktop/DBus", "org.freedesktop.DBus.NameHasOwner", "string:" + name],
+                           env=env, capture_output=True, text=True)
+        if "boolean true" in r.stdout:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def wait_for_messages(tegami, env, account, folder, count, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = subprocess.run([tegami, "--json", "list", account, folder], env=env, capture_output=True, text=True)
+        if r.returncode == 0:
+            try:
+                if len(json.loads(r.stdout).get("messages", [])) >= count:
+                    return True
+            except ValueError:
+                pass
+        time.sleep(0.3)
+    return False
+
+
+def show_notifications(env):
+    """What the notification server was asked to show (python-dbusmock keeps every call)."""
+    import dbus
+    conn = dbus.bus.BusConnection(env["DBUS_SESSION_BUS_ADDRESS"])
+    mock = conn.get_object("org.freedesktop.Notifications", "/org/freedesktop/Notifications")
+    calls = [a for _, method, a in mock.GetCalls(dbus_interface="org.freedesktop.DBus.Mock") if method == "Notify"]
+    if not calls:
+        print("  (none)")
+    for a in calls:
+        print("  \u250c %s" % a[3])
+        for line in str(a[4]).splitlines():
+            print("  \u2502 %s" % line)
+    conn.close()
+
+
 def main():
     build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build-demo")
     tegamid, tegami = os.path.join(build, "daemon/tegamid"), os.path.join(build, "clients/tegami")
@@ -49,6 +91,7 @@ def main():
     sb = Sandbox(os.path.join(work, "sandbox")).start()
     bus = None
     daemon = None
+    helpers = []
     try:
         print("started in %.2f s; ports: %s" % (sb.start_seconds, ", ".join(
             "%s %d" % kv for kv in sorted(sb.ports.items()))))
@@ -95,6 +138,13 @@ def main():
                                stdout=subprocess.PIPE, text=True)
         address = bus.stdout.readline().strip()
         env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=address)
+        # The desktop's notification server: python-dbusmock's stand-in records what it is asked to show.
+        mock = subprocess.Popen(["/usr/bin/python3", "-m", "dbusmock", "--template", "notification_daemon"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        helpers.append(mock)
+        wait_for_name(env, "org.freedesktop.Notifications")
+        helpers.append(subprocess.Popen([os.path.join(build, "clients/tegami-notify"), "--config", cfg], env=env))
+        time.sleep(0.3)
         daemon = subprocess.Popen([tegamid, "--config", cfg, "--data-dir", os.path.join(work, "data")],
                                   env=env)
         for _ in range(100):
@@ -102,10 +152,21 @@ def main():
                 break
             time.sleep(0.1)
 
-        step("tegami status")
-        subprocess.run([tegami, "status"], env=env, check=True)
         step("tegami accounts")
         subprocess.run([tegami, "accounts"], env=env, check=True)
+
+        step("tegamid syncs work (IMAP) and fetches home (POP3) into its encrypted store")
+        for account, folder in (("work", "INBOX"), ("home", "INBOX")):
+            if not wait_for_messages(tegami, env, account, folder, 1):
+                print("  %s/%s: nothing yet after 30 s: see the tegamid log above" % (account, folder))
+        step("tegami status")
+        subprocess.run([tegami, "status"], env=env, check=True)
+        step("tegami folders work")
+        subprocess.run([tegami, "folders", "work"], env=env)
+        step("tegami list work INBOX")
+        subprocess.run([tegami, "list", "work", "INBOX"], env=env)
+        step("tegami list home INBOX")
+        subprocess.run([tegami, "list", "home", "INBOX"], env=env)
 
         step("Sending through tegamid's durable outbox: tegami-sendmail -t (Bcc stays private)")
         sendmail = os.path.join(build, "clients/tegami-sendmail")
@@ -130,8 +191,14 @@ def main():
                         print("  not delivered within 30 s: see the tegamid log above")
                     break
             time.sleep(0.3)
+        step("Desktop notifications tegami-notify asked for (one per burst of new mail)")
+        time.sleep(2)
+        show_notifications(env)
         print("\nThe demo's servers, config and data are in %s" % work)
     finally:
+        for h in helpers:
+            h.terminate()
+            h.wait(timeout=10)
         if daemon:
             daemon.terminate()
             daemon.wait(timeout=10)
