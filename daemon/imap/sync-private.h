@@ -59,6 +59,9 @@ typedef struct SyncFolder {
         uint32_t uidvalidity, uidnext; /* stored state at the start */
         uint64_t highestmodseq;
         bool existed;
+        bool st_have; /* LIST-STATUS told st_*: the folder's state on the server now */
+        uint32_t st_uidvalidity, st_uidnext;
+        uint64_t st_hms;
         int64_t *new_ids; /* store ids of the messages this run stored here */
         size_t n_new_ids, cap_new_ids;
 } SyncFolder;

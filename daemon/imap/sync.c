@@ -420,6 +420,44 @@ static int list_event(ImapSync *s, const ImapList *l) {
         return 0;
 }
 
+/* LIST-STATUS: the state of a listed folder, to skip it when nothing changed since the last sync. */
+static int list_status_event(ImapSync *s, const ImapMailboxStatus *ms) {
+        const unsigned want = IMAP_MS_UIDVALIDITY | IMAP_MS_UIDNEXT | IMAP_MS_HIGHESTMODSEQ;
+
+        if (!ms->mailbox.s || (ms->have & want) != want)
+                return 0;
+        for (size_t i = 0; i < s->n_folders; i++) {
+                SyncFolder *f = &s->folders[i];
+
+                if (strcmp(f->wire, ms->mailbox.s) == 0) {
+                        f->st_have = true;
+                        f->st_uidvalidity = ms->uidvalidity;
+                        f->st_uidnext = ms->uidnext;
+                        f->st_hms = ms->highestmodseq;
+                }
+        }
+        return 0;
+}
+
+/*
+ * Whether the current folder can be skipped: the server's UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ
+ * (CONDSTORE: any flag change or expunge raises it) are those saved after the last complete sync of
+ * it, and no local change waits for it. A no-change resync then costs one LIST, whatever the size
+ * of the folders.
+ */
+static bool folder_unchanged(ImapSync *s) {
+        const SyncFolder *f = s->f;
+
+        if (!s->condstore || !f->st_have || !f->existed || !f->uidvalidity || !f->highestmodseq)
+                return false;
+        if (f->st_uidvalidity != f->uidvalidity || f->st_uidnext != f->uidnext || f->st_hms != f->highestmodseq)
+                return false;
+        for (size_t i = 0; i < s->n_pend; i++)
+                if (s->pend[i].folder_id == f->id || s->pend[i].target_folder_id == f->id)
+                        return false;
+        return true;
+}
+
 static int select_event(ImapSync *s, const ImapEvent *ev) {
         switch (ev->kind) {
         case IMAP_EVENT_STATUS:
@@ -503,6 +541,8 @@ static int imap_sync_cmd_event_cb(ImapClient *client, const ImapEvent *ev, void 
         }
         switch (c->kind) {
         case CMD_LIST:
+                if (ev->kind == IMAP_EVENT_MAILBOX_STATUS)
+                        return list_status_event(s, &ev->mailbox_status);
                 return ev->kind == IMAP_EVENT_LIST ? list_event(s, &ev->list) : 0;
         case CMD_SELECT:
                 return select_event(s, ev);
@@ -833,17 +873,25 @@ static void enter_select(ImapSync *s) {
         _cleanup_free_ char *q = NULL;
         int r;
 
-        folder_reset(s);
-        while (s->i_folder < s->n_folders && s->folders[s->i_folder].id <= 0)
-                s->i_folder++;
-        if (s->i_folder >= s->n_folders) {
-                s->f = NULL;
-                return; /* imap_sync_step moves to LOGOUT */
-        }
-        s->f = &s->folders[s->i_folder];
-        r = store_imap_msg_list(s->store, s->f->id, 0, &s->local, &s->n_local);
-        if (r >= 0)
+        for (;;) {
+                folder_reset(s);
+                while (s->i_folder < s->n_folders && s->folders[s->i_folder].id <= 0)
+                        s->i_folder++;
+                if (s->i_folder >= s->n_folders) {
+                        s->f = NULL;
+                        return; /* imap_sync_step moves to LOGOUT */
+                }
+                s->f = &s->folders[s->i_folder];
                 r = store_pending_list(s->store, s->account_id, &s->pend, &s->n_pend);
+                if (r < 0)
+                        return imap_sync_store_failed(s, r, "listing local changes");
+                if (!folder_unchanged(s))
+                        break;
+                log_acct_debug(s->a->name, "imap: %s unchanged since the last sync", s->f->name);
+                s->res.n_folders++;
+                s->i_folder++;
+        }
+        r = store_imap_msg_list(s->store, s->f->id, 0, &s->local, &s->n_local);
         if (r < 0)
                 return imap_sync_store_failed(s, r, "listing a folder");
         q = imap_sync_quote_mailbox(s, s->f->wire);
@@ -1004,8 +1052,12 @@ static void enter_state(ImapSync *s, SyncState state) {
         case SYNC_LIST: {
                 bool special = imap_client_has_cap(s->client, "SPECIAL-USE") &&
                                imap_client_has_cap(s->client, "LIST-EXTENDED");
-                int r = imap_sync_cmd_send(s, imap_sync_cmd_new(s, CMD_LIST), "LIST \"\" \"*\"%s",
-                                           special ? " RETURN (SPECIAL-USE)" : "");
+                /* With LIST-STATUS the same round trip says which folders changed at all. */
+                bool status = s->condstore && imap_client_has_cap(s->client, "LIST-STATUS");
+                int r = imap_sync_cmd_send(s, imap_sync_cmd_new(s, CMD_LIST), "LIST \"\" \"*\"%s%s%s%s",
+                                           special || status ? " RETURN (" : "", special ? "SPECIAL-USE" : "",
+                                           special && status ? " " : "",
+                                           status ? "STATUS (UIDVALIDITY UIDNEXT HIGHESTMODSEQ))" : special ? ")" : "");
                 if (r < 0)
                         imap_sync_cmd_send_failed(s, r);
                 break;

@@ -215,6 +215,37 @@ def test_initial_sync_three_folders(bob, tmp_path):
 MODES = {"qresync": [], "condstore": ["--no-qresync"], "plain": ["--no-condstore"]}
 
 
+def test_unchanged_folders_are_not_selected(bob, tmp_path):
+    """LIST-STATUS says which folders changed: a no-change resync selects none, whatever their size,
+    and a change in one folder syncs that one alone."""
+    with Server(bob) as s:
+        for name in ("Work", "Archive2"):
+            s.create(name)
+        for i in range(5):
+            s.append("INBOX", message(i))
+            s.append("Work", message(10 + i))
+            s.append("Archive2", message(20 + i))
+    cfg = write_config(tmp_path, bob)
+    store = tmp_path / "store.db"
+    sync(cfg, store)
+    os.environ["TEGAMI_LOG_DEBUG"] = "1"
+    try:
+        r = sync(cfg, store)
+        # Every selected folder goes on to the "changes" step; a skipped one never gets there.
+        assert r["new"] == 0 and "→ changes" not in r.err, r
+        unchanged = {l.split("imap: ")[1].split(" unchanged")[0] for l in r.err.splitlines() if "unchanged since" in l}
+        assert {"INBOX", "Work", "Archive2"} <= unchanged, r
+        with Server(bob) as s:
+            s.store("Work", s.uids("Work")[0], "+FLAGS", "\\Flagged")
+        r = sync(cfg, store)
+        assert r["flags"] == 1, r
+        unchanged = {l.split("imap: ")[1].split(" unchanged")[0] for l in r.err.splitlines() if "unchanged since" in l}
+        assert "Work" not in unchanged and {"INBOX", "Archive2"} <= unchanged, r
+        assert "→ changes Work" in r.err and "→ changes INBOX" not in r.err, r
+    finally:
+        del os.environ["TEGAMI_LOG_DEBUG"]
+
+
 @pytest.mark.parametrize("mode", sorted(MODES))
 def test_server_changes_appear(bob, tmp_path, mode):
     opts = MODES[mode]
