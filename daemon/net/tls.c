@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "daemon/net/tls.h"
 
@@ -49,6 +50,26 @@ static bool is_ip_literal(const char *host) {
         return inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1;
 }
 
+/*
+ * The system's trust anchors. The hashed certificate directory is searched
+ * only for the issuers a chain needs; the default bundle file would be
+ * parsed whole (some 140 certificates, milliseconds of CPU) at every
+ * connection. SSL_CERT_FILE, or a system without the directory, gets
+ * OpenSSL's defaults.
+ */
+static void load_system_trust(SSL_CTX *ctx) {
+        const char *dir = getenv(X509_get_default_cert_dir_env());
+        struct stat st;
+
+        if (!dir)
+                dir = X509_get_default_cert_dir();
+        if (!getenv(X509_get_default_cert_file_env()) && dir && stat(dir, &st) == 0 && S_ISDIR(st.st_mode) &&
+            SSL_CTX_load_verify_dir(ctx, dir) == 1)
+                return;
+        if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+                ERR_clear_error(); /* no system store: ca_file or a pin may still do */
+}
+
 int net_tls_new(const NetTlsConfig *cfg, NetTls **retp, char *err, size_t errsize) {
         _cleanup_(net_tls_freep) NetTls *t = NULL;
         X509_VERIFY_PARAM *param;
@@ -67,8 +88,7 @@ int net_tls_new(const NetTlsConfig *cfg, NetTls **retp, char *err, size_t errsiz
                 return -ENOMEM;
         SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
         SSL_CTX_set_options(t->ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-        if (SSL_CTX_set_default_verify_paths(t->ctx) != 1)
-                ERR_clear_error(); /* no system store: ca_file or a pin may still do */
+        load_system_trust(t->ctx);
         if (cfg->ca_file && SSL_CTX_load_verify_locations(t->ctx, cfg->ca_file, NULL) != 1) {
                 snprintf(err, errsize, "cannot load ca_file %s: %s", cfg->ca_file,
                          openssl_reason(reason, sizeof reason, "unreadable"));
