@@ -2,6 +2,7 @@
  * Config loader tests: every rejected shape gives an error naming file:line,
  * the account and the key; accepted shapes fill the fields and defaults.
  */
+#undef NDEBUG /* the checks are assert()s: they must run in every build type */
 #include <assert.h>
 #include <sodium.h>
 #include <stdio.h>

@@ -3,6 +3,7 @@
  * below the server's LOGIN-DELAY. (Runs against real servers are in
  * tests/integration/test_pop3.py.)
  */
+#undef NDEBUG /* the checks are assert()s: they must run in every build type */
 #include <assert.h>
 #include <stdint.h>
 #include <stdio.h>

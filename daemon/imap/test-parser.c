@@ -8,6 +8,7 @@
  *
  * TEGAMI_TEST_DUMP=1 prints what each case gives, to write a new expectation.
  */
+#undef NDEBUG /* the checks are assert()s: they must run in every build type */
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>

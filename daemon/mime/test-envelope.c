@@ -3,6 +3,7 @@
  * folding, raw UTF-8, address lists, dates, missing fields, and the header
  * collector fed one byte at a time across CRLF seams.
  */
+#undef NDEBUG /* the checks are assert()s: they must run in every build type */
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>

@@ -2,6 +2,7 @@
  * Backoff tests: delays stay within [d/2, d] for d = min(cap, base * 2^(n-1)),
  * reach the cap, restart after a reset, and permanent failures never retry.
  */
+#undef NDEBUG /* the checks are assert()s: they must run in every build type */
 #include <assert.h>
 #include <sodium.h>
 #include <stdio.h>

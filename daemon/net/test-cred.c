@@ -4,6 +4,7 @@
  * timeout with the whole process group killed), and cancellation. Each
  * callback must run exactly once and never from inside cred_request_start().
  */
+#undef NDEBUG /* the checks are assert()s: they must run in every build type */
 #include <assert.h>
 #include <errno.h>
 #include <sodium.h>

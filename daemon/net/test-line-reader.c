@@ -3,6 +3,7 @@
  * each replayed whole, split at every byte, and fed one byte at a time. A line
  * ending in "{N}" asks for an N-byte raw run, as an IMAP literal would.
  */
+#undef NDEBUG /* the checks are assert()s: they must run in every build type */
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>

@@ -3,6 +3,7 @@
  * exchanges byte for byte, PLAIN / LOGIN / XOAUTH2 / OAUTHBEARER encodings,
  * mechanism choice, refusal without TLS, and hostile server messages.
  */
+#undef NDEBUG /* the checks are assert()s: they must run in every build type */
 #include <assert.h>
 #include <sodium.h>
 #include <stdio.h>
