@@ -226,7 +226,7 @@ static const char *scram_attr(const char *msg, size_t n, char k, size_t *lenp) {
 static int scram_client_final(SaslClient *c, const char *sf, size_t n, char **responsep, size_t *np) {
         const EVP_MD *md = scram_md(c);
         unsigned md_len = (unsigned)EVP_MD_get_size(md);
-        size_t r_len, s_len, i_len, salt_len, auth_len;
+        size_t r_len = 0, s_len = 0, i_len = 0, salt_len, auth_len;
         const char *r, *s, *i;
         unsigned char salt[256], salted[EVP_MAX_MD_SIZE], client_key[EVP_MAX_MD_SIZE], stored[EVP_MAX_MD_SIZE],
                 signature[EVP_MAX_MD_SIZE], server_key[EVP_MAX_MD_SIZE];

@@ -415,7 +415,7 @@ int main(int argc, char **argv) {
         bool plain_only = false;
         char db[4096];
         uint8_t key[32];
-        Result plain[MAX_ROUNDS], enc[MAX_ROUNDS];
+        Result plain[MAX_ROUNDS] = {}, enc[MAX_ROUNDS] = {};
         int c, rounds = 3;
 
         static const struct option opts[] = {
