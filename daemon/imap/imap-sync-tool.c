@@ -212,13 +212,30 @@ static int parse_changes(const char *spec, StoreLocalChange *c, char **addp, cha
 
 static int append_file(uv_loop_t *loop, Tool *t, int64_t account_id, int64_t folder_id, const char *path);
 
+/* --progress: one line per report. */
+static void progress_cb(const ImapSyncProgress *p, void *userdata) {
+        printf("progress %s %zu/%zu %zu/%zu %" PRIu64 "\n", p->folder, p->folders_done, p->folders_total, p->msgs_done,
+               p->msgs_total, p->bytes);
+}
+
 static void account_id_cb(int r, int64_t id, void *userdata) {
         int64_t *idp = userdata;
         *idp = r < 0 ? -1 : id;
 }
 
 int main(int argc, char **argv) {
-        enum { OPT_LIST = 0x100, OPT_FLAGS, OPT_MOVE, OPT_DELETE, OPT_APPEND, OPT_NOQ, OPT_NOC, OPT_LARGE, OPT_ENC };
+        enum {
+                OPT_LIST = 0x100,
+                OPT_FLAGS,
+                OPT_MOVE,
+                OPT_DELETE,
+                OPT_APPEND,
+                OPT_NOQ,
+                OPT_NOC,
+                OPT_LARGE,
+                OPT_ENC,
+                OPT_PROGRESS,
+        };
         static const struct option opts[] = {
                 {"config", required_argument, NULL, 'c'},
                 {"account", required_argument, NULL, 'a'},
@@ -232,6 +249,7 @@ int main(int argc, char **argv) {
                 {"no-qresync", no_argument, NULL, OPT_NOQ},
                 {"no-condstore", no_argument, NULL, OPT_NOC},
                 {"large", required_argument, NULL, OPT_LARGE},
+                {"progress", no_argument, NULL, OPT_PROGRESS},
                 {},
         };
         const char *config_path = NULL, *account = NULL, *store_path = NULL;
@@ -281,6 +299,9 @@ int main(int argc, char **argv) {
                         break;
                 case OPT_LARGE:
                         so.large_threshold = strtoull(optarg, NULL, 10);
+                        break;
+                case OPT_PROGRESS:
+                        so.progress_fn = progress_cb;
                         break;
                 default:
                         return 64;

@@ -386,8 +386,10 @@ void imap_sync_fetch_start(ImapSync *s) {
                 }
         s->n_todo = n;
         s->i_todo = 0;
-        if (n > 0)
+        if (n > 0) {
                 log_acct_debug(s->a->name, "imap: %s: %zu new message(s) to fetch", s->f->name, n);
+                imap_sync_progress(s, true);
+        }
         imap_sync_fetch_pump(s);
 }
 

@@ -170,6 +170,8 @@ struct ImapSync {
 
         ImapSyncResult res;
         ImapSyncNewMail *new_mail; /* res.new_mail, built at the end */
+        size_t folder_new;         /* messages stored in the current folder */
+        size_t progress_at;        /* folder_new at the last report */
 };
 
 /* Helpers (sync.c). */
@@ -182,6 +184,9 @@ int imap_sync_uid_cmp(const void *a, const void *b);
 int imap_sync_srv_cmp(const void *a, const void *b);
 /* "a,b:c,..." for sorted uids[0..n), malloc()ed; NULL on ENOMEM. */
 char *imap_sync_uid_set_format(const uint32_t *uids, size_t n);
+
+/* Reports progress to opts.progress_fn: force, or when enough messages were stored since the last report. */
+void imap_sync_progress(ImapSync *s, bool force);
 
 /* A message the current folder got (store id), for the new-mail report; memory shortage only loses the id. */
 void imap_sync_note_new(ImapSync *s, int64_t id);

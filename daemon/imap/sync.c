@@ -208,6 +208,7 @@ static void folder_reset(ImapSync *s) {
         s->sel_ok = s->sel_qresync = s->sel_nomodseq = s->recovering = s->folder_failed = false;
         s->sel_uidvalidity = s->sel_uidnext = s->sel_exists = 0;
         s->sel_hms = 0;
+        s->folder_new = s->progress_at = 0;
 }
 
 static void sync_free(ImapSync *s) {
@@ -228,8 +229,31 @@ static void sync_free(ImapSync *s) {
         free(s);
 }
 
+/* Messages between two progress reports inside a folder. */
+#define PROGRESS_EVERY 200
+
+void imap_sync_progress(ImapSync *s, bool force) {
+        ImapSyncProgress p;
+
+        if (!s->opts.progress_fn || !s->f || (!force && s->folder_new < s->progress_at + PROGRESS_EVERY))
+                return;
+        s->progress_at = s->folder_new;
+        p = (ImapSyncProgress){
+                .folder = s->f->name,
+                .folders_done = s->res.n_folders,
+                .folders_total = s->n_folders,
+                .msgs_done = s->folder_new,
+                .msgs_total = s->n_todo > s->folder_new ? s->n_todo : s->folder_new,
+                .bytes = s->res.body_bytes,
+        };
+        s->opts.progress_fn(&p, s->opts.progress_userdata);
+}
+
 void imap_sync_note_new(ImapSync *s, int64_t id) {
         SyncFolder *f = s->f;
+
+        s->folder_new++;
+        imap_sync_progress(s, false);
 
         if (!f)
                 return;
@@ -860,6 +884,7 @@ static void enter_save(ImapSync *s) {
         int r;
 
         s->res.n_folders++;
+        imap_sync_progress(s, true);
         if (s->sel_uidvalidity == s->f->uidvalidity && uidnext == s->f->uidnext && hms == s->f->highestmodseq)
                 return; /* unchanged: no write (a no-change resync commits nothing) */
         r = store_imap_folder_set_state(s->store, s->f->id, s->sel_uidvalidity, uidnext, hms, imap_sync_store_done_cb,
@@ -889,6 +914,7 @@ static void enter_select(ImapSync *s) {
                         break;
                 log_acct_debug(s->a->name, "imap: %s unchanged since the last sync", s->f->name);
                 s->res.n_folders++;
+                imap_sync_progress(s, true);
                 s->i_folder++;
         }
         r = store_imap_msg_list(s->store, s->f->id, 0, &s->local, &s->n_local);

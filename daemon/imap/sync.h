@@ -54,12 +54,24 @@ typedef struct ImapSyncResult {
 /* Called once with the outcome; res is valid during the call only. */
 typedef void (*ImapSyncFn)(const ImapSyncResult *res, void *userdata);
 
+/* Where a sync stands, for progress displays. */
+typedef struct ImapSyncProgress {
+        const char *folder;          /* the folder being synced (decoded name) */
+        size_t folders_done, folders_total;
+        size_t msgs_done, msgs_total; /* new messages of this folder stored / to fetch */
+        uint64_t bytes;              /* body bytes fetched so far in this sync */
+} ImapSyncProgress;
+
+typedef void (*ImapSyncProgressFn)(const ImapSyncProgress *p, void *userdata);
+
 typedef struct ImapSyncOptions {
         uint64_t read_timeout_ms; /* 0 = the client's default */
         uint64_t large_threshold; /* bodies above are fetched in pieces of this size; 0 = 1 MiB */
         unsigned chunk_uids;      /* UIDs per FETCH; 0 = 250 */
         bool no_qresync;          /* do not ENABLE QRESYNC (tests of the fallbacks) */
         bool no_condstore;        /* nor CONDSTORE */
+        ImapSyncProgressFn progress_fn; /* at each folder's start and end, and every few hundred messages */
+        void *progress_userdata;
 } ImapSyncOptions;
 
 /*

@@ -215,6 +215,23 @@ def test_initial_sync_three_folders(bob, tmp_path):
 MODES = {"qresync": [], "condstore": ["--no-qresync"], "plain": ["--no-condstore"]}
 
 
+def test_progress_reports(bob, tmp_path):
+    """Progress: each folder starts at 0 of its new messages, reports every 200, ends complete."""
+    with Server(bob) as s:
+        s.create("Work")
+        for i in range(450):
+            s.append("INBOX", message(i, size=300))
+        s.append("Work", message(999))
+    cfg = write_config(tmp_path, bob)
+    r = sync(cfg, tmp_path / "store.db", "--progress")
+    lines = [l.split() for l in r.out.splitlines() if l.startswith("progress ")]
+    inbox = [tuple(int(x) for x in w[3].split("/")) for w in lines if w[1] == "INBOX"]
+    assert inbox[0] == (0, 450) and (200, 450) in inbox and (400, 450) in inbox and inbox[-1] == (450, 450), inbox
+    assert inbox == sorted(inbox), inbox
+    done = [tuple(int(x) for x in w[2].split("/")) for w in lines]
+    assert done[-1][0] == done[-1][1] and done[-1][1] >= 2, done  # every folder done in the end
+
+
 def test_unchanged_folders_are_not_selected(bob, tmp_path):
     """LIST-STATUS says which folders changed: a no-change resync selects none, whatever their size,
     and a change in one folder syncs that one alone."""
