@@ -1,5 +1,5 @@
 /*
- * What the `tegami` commands share (clients/tegami.c, clients/mail-cmds.c):
+ * What the `tegami` commands share (clients/tegami.c, mail-cmds.c, sync-cmds.c):
  * exit codes, JSON output, synchronous calls to tegamid and the parsed
  * command line. Single-threaded.
  */
@@ -22,6 +22,7 @@ typedef struct CliArgs {
         char **args;      /* its arguments, n_args of them */
         size_t n_args;
         bool json, raw;
+        bool wait, dry_run; /* sync --wait, fetch --dry-run */
         const char *account;
         uint32_t limit;  /* --limit, 0 when not given */
         uint64_t offset; /* --offset */
@@ -54,3 +55,8 @@ int cmd_flag(DBusConnection *conn, const CliArgs *a);
 int cmd_move(DBusConnection *conn, const CliArgs *a);
 int cmd_delete(DBusConnection *conn, const CliArgs *a);
 int cmd_outbox(DBusConnection *conn, const CliArgs *a);
+
+/* The commands that follow signals (clients/sync-cmds.c). */
+int cmd_sync(DBusConnection *conn, const CliArgs *a);
+int cmd_fetch(DBusConnection *conn, const CliArgs *a);
+int cmd_watch(DBusConnection *conn, const CliArgs *a);

@@ -63,8 +63,14 @@ static void usage(FILE *f) {
               "                         asked on the terminal, or read as one line from stdin)\n"
               "  send [--account A]     queue the message on stdin in the outbox (recipients from\n"
               "                         To, Cc and Bcc); prints its outbox id\n"
-              "  sync [ACCOUNT] [--wait], fetch ACCOUNT [--dry-run], search QUERY, watch, rekey\n"
-              "                         not available yet in this version\n\n"
+              "  sync [ACCOUNT] [--wait]\n"
+              "                         sync one account or all now; --wait follows the sync\n"
+              "                         to its end and fails when an account failed\n"
+              "  fetch ACCOUNT [--dry-run]\n"
+              "                         fetch a POP3 account now; --dry-run lists what a fetch\n"
+              "                         would download, delete or keep, and why, changing nothing\n"
+              "  watch                  print tegamid's signals, one per line, until interrupted\n"
+              "  search QUERY, rekey    not available yet in this version\n\n"
               "Options:\n"
               "  -j, --json             print JSON instead of text\n"
               "  -V, --version          print the version and exit\n"
@@ -481,6 +487,7 @@ static const Command commands[] = {
         { "send", run_send, 0 },       { "folders", cmd_folders, 1 },   { "list", cmd_list, 2 },
         { "show", cmd_show, 1 },       { "flag", cmd_flag, SIZE_MAX },  { "move", cmd_move, SIZE_MAX },
         { "delete", cmd_delete, SIZE_MAX }, { "outbox", cmd_outbox, 2 },
+        { "sync", cmd_sync, 1 },       { "fetch", cmd_fetch, 1 },       { "watch", cmd_watch, 0 },
 };
 
 /* Parses a decimal number for --limit / --offset. */
@@ -499,12 +506,12 @@ static bool parse_number(const char *s, uint64_t max, uint64_t *vp) {
 }
 
 int main(int argc, char **argv) {
-        static const char *const later[] = { "sync", "fetch", "search", "watch", "rekey" };
+        static const char *const later[] = { "search", "rekey" };
         const Command *cmd = NULL;
         CliArgs a = {};
         DBusConnection *conn;
         const char *bad_option = NULL, *bad_value = NULL;
-        bool raw_seen = false, only_args = false;
+        bool raw_seen = false, only_args = false, wait_seen = false, dry_seen = false;
         int r;
 
         a.args = calloc((size_t)argc + 1, sizeof *a.args);
@@ -539,6 +546,10 @@ int main(int argc, char **argv) {
                         return 0;
                 } else if (strcmp(w, "--raw") == 0) {
                         a.raw = raw_seen = true;
+                } else if (strcmp(w, "--wait") == 0) {
+                        a.wait = wait_seen = true;
+                } else if (strcmp(w, "--dry-run") == 0 || strcmp(w, "-n") == 0) {
+                        a.dry_run = dry_seen = true;
                 } else if (strcmp(w, "-a") == 0 || strcmp(w, "--account") == 0 || strncmp(w, "--account=", 10) == 0) {
                         val = w[1] == '-' && w[9] == '=' ? w + 10 : (i + 1 < argc ? argv[++i] : NULL);
                         if (!val)
@@ -591,6 +602,10 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "tegami %s: %s needs a valid value\n", a.name, bad_value);
         } else if (raw_seen && strcmp(a.name, "show") != 0) {
                 fprintf(stderr, "tegami %s: --raw is for \"tegami show\"\n", a.name);
+        } else if (wait_seen && strcmp(a.name, "sync") != 0) {
+                fprintf(stderr, "tegami %s: --wait is for \"tegami sync\"\n", a.name);
+        } else if (dry_seen && strcmp(a.name, "fetch") != 0) {
+                fprintf(stderr, "tegami %s: --dry-run is for \"tegami fetch\"\n", a.name);
         } else if (a.n_args > cmd->max_args) {
                 fprintf(stderr, "tegami %s: unexpected argument \"%s\"\n", a.name, a.args[cmd->max_args]);
         } else if (sodium_init() < 0) {

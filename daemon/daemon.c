@@ -78,6 +78,13 @@ void daemon_store_release(Daemon *d) {
         maybe_close_store(d);
 }
 
+static void sending_event_cb(int64_t id, const char *state, void *userdata) {
+        Daemon *d = userdata;
+
+        if (d->listener && d->listener->outbox_changed)
+                d->listener->outbox_changed(id, state, d->listener_userdata);
+}
+
 /* Replaces the outbox engine with one for the current config (after open or reload). */
 static void daemon_restart_sending(Daemon *d) {
         int r;
@@ -92,6 +99,8 @@ static void daemon_restart_sending(Daemon *d) {
         if (r < 0) {
                 d->sending = NULL;
                 log_error("outbox: cannot start: %s", strerror(-r));
+        } else {
+                sending_set_event_cb(d->sending, sending_event_cb, d);
         }
 }
 
@@ -361,5 +370,6 @@ void daemon_deinit(Daemon *d) {
         free(d->config_path);
         free(d->data_dir);
         free(d->store_path);
+        free(d->counts); /* one block (daemon/service-sync.c) */
         *d = (Daemon){ 0 };
 }

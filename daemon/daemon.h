@@ -19,6 +19,11 @@ typedef struct DaemonListener {
         void (*stopping)(void *userdata);       /* from daemon_stop(): close your handles */
         void (*sync_started)(const char *account, void *userdata);
         void (*sync_finished)(const char *account, const SchedRun *run, void *userdata);
+        /* an outbox entry changed state: "queued", "sending", "retrying", "failed", "sent", "unknown"
+         * or "cancelled" */
+        void (*outbox_changed)(int64_t id, const char *state, void *userdata);
+        /* messages changed here (flags, moves, deletions): counts may differ */
+        void (*mail_changed)(void *userdata);
 } DaemonListener;
 
 typedef struct DaemonUnlock DaemonUnlock;
@@ -48,6 +53,7 @@ typedef struct Daemon {
         Scheduler *scheduler;        /* syncs the accounts, while the store is open (not with once) */
         bool once;                   /* tegamid --once: main.c runs the accounts itself, no scheduler */
         struct Netmon *netmon;       /* connectivity changes kick the outbox and the backoffs */
+        struct ServiceCounts *counts; /* the service API's cached per-account counts (daemon/service-sync.c) */
 } Daemon;
 
 /* Sets up d on loop with an already-loaded config (ownership passes to d). */

@@ -46,6 +46,11 @@ struct SchedJob {
         size_t last_new;
         unsigned n_runs;
         uint64_t quota_used, quota_limit;
+        SchedulerPlanFn dry_cb; /* a dry run waiting for the account's session to end */
+        void *dry_userdata;
+        Pop3Fetch *dry_fetch;   /* the dry run at work; it holds the account like a run */
+        SchedulerPlanFn dry_answer_cb; /* the one at work, until its plan is handed over */
+        void *dry_answer_userdata;
 };
 
 struct Scheduler {
@@ -140,8 +145,17 @@ static void job_start(SchedJob *j) {
 }
 
 static void job_timer_cb(uv_timer_t *t) {
-        job_start(t->data);
+        SchedJob *j = t->data;
+
+        /* Only a dry run is at work while the timer runs: poll right after it. */
+        if (j->running) {
+                j->again = true;
+                return;
+        }
+        job_start(j);
 }
+
+static void dry_start(SchedJob *j);
 
 void sched_job_done(SchedJob *j, const SchedRun *run) {
         Scheduler *s = j->sched;
@@ -188,6 +202,8 @@ void sched_job_done(SchedJob *j, const SchedRun *run) {
                 job_arm(j, (uint64_t)run->login_delay_seconds * 1000);
         } else if (j->state != SCHED_STATE_ERROR)
                 job_arm(j, delay);
+        if (j->dry_cb)
+                dry_start(j); /* waited for this run */
 }
 
 /* ---- engines ------------------------------------------------------------------------------ */
@@ -287,6 +303,71 @@ static const SchedEngine imap_engine = {.name = "imap", .start = imap_start, .ca
 
 const SchedEngines sched_default_engines = {.imap = &imap_engine, .pop3 = &pop3_engine};
 
+/* ---- dry runs: a POP3 session that lists, decides and QUITs, as the account's next session ---- */
+
+static void dry_plan_cb(const Pop3RuleMsg *msgs, const Pop3Decision *decisions, size_t n, void *userdata) {
+        SchedJob *j = userdata;
+        SchedulerPlanFn cb = j->dry_answer_cb;
+
+        j->dry_answer_cb = NULL; /* answered; the session's end only frees the account */
+        if (cb)
+                cb(0, NET_FAILURE_NONE, "", msgs, decisions, n, j->dry_answer_userdata);
+}
+
+static void dry_done_cb(const Pop3FetchResult *res, void *userdata) {
+        SchedJob *j = userdata;
+        Scheduler *s = j->sched;
+        SchedulerPlanFn cb = j->dry_answer_cb;
+
+        j->dry_answer_cb = NULL;
+        j->dry_fetch = NULL;
+        j->running = false;
+        s->n_running--;
+        if (cb)
+                cb(res->r < 0 ? res->r : -EIO, res->r < 0 ? res->failure : NET_FAILURE_PROTOCOL,
+                   res->r < 0 && res->error ? res->error : "the session ended before the plan was made", NULL, NULL, 0,
+                   j->dry_answer_userdata);
+        if (s->closing)
+                return sched_maybe_free(s);
+        if (j->again && j->timer_open)
+                job_arm(j, 0); /* a poll or a sync fell due meanwhile */
+        if (j->dry_cb)
+                dry_start(j); /* asked for meanwhile: before that poll, which then waits for it */
+}
+
+static int dry_begin(SchedJob *j) {
+        Scheduler *s = j->sched;
+        Pop3FetchOptions opts = {.now = (int64_t)time(NULL), .dry_run = true, .plan_fn = dry_plan_cb};
+        int r;
+
+        r = pop3_fetch_begin(s->loop, s->store, j->acct, &opts, dry_done_cb, j, &j->dry_fetch);
+        if (r < 0)
+                return r;
+        j->dry_answer_cb = TAKE_PTR(j->dry_cb);
+        j->dry_answer_userdata = j->dry_userdata;
+        j->running = true;
+        s->n_running++;
+        log_acct_info(j->acct->name, "pop3: dry run: listing the server, nothing is downloaded or deleted");
+        return 0;
+}
+
+/* Starts the dry run that waited for a run; a failure to start is its answer. */
+static void dry_start(SchedJob *j) {
+        SchedulerPlanFn cb;
+        char msg[256];
+        int r;
+
+        if (j->running || j->sched->closing)
+                return;
+        r = dry_begin(j);
+        if (r == 0)
+                return;
+        snprintf(msg, sizeof msg, "account %s: pop3: cannot start: %s", j->acct->name, strerror(-r));
+        cb = j->dry_cb;
+        j->dry_cb = NULL;
+        cb(r, NET_FAILURE_NETWORK, msg, NULL, NULL, 0, j->dry_userdata);
+}
+
 /* ---- the scheduler ------------------------------------------------------------------------ */
 
 static void timer_closed_cb(uv_handle_t *h) {
@@ -362,6 +443,31 @@ int scheduler_run_now(Scheduler *s, const char *account) {
         return found ? 0 : -ENOENT;
 }
 
+int scheduler_dry_run(Scheduler *s, const char *account, SchedulerPlanFn cb, void *userdata) {
+        for (size_t i = 0; i < s->n_jobs; i++) {
+                SchedJob *j = &s->jobs[i];
+                int r;
+
+                if (strcmp(j->acct->name, account) != 0)
+                        continue;
+                if (!j->engine || !j->timer_open)
+                        return -ENOENT;
+                if (j->acct->pop3.proto != SERVER_POP3)
+                        return -EPROTOTYPE;
+                if (j->dry_cb)
+                        return -EBUSY;
+                j->dry_cb = cb;
+                j->dry_userdata = userdata;
+                if (j->running)
+                        return 0; /* sched_job_done() or dry_done_cb() starts it */
+                r = dry_begin(j);
+                if (r < 0)
+                        j->dry_cb = NULL;
+                return r;
+        }
+        return -ENOENT;
+}
+
 void scheduler_retry_now(Scheduler *s) {
         for (size_t i = 0; i < s->n_jobs; i++) {
                 SchedJob *j = &s->jobs[i];
@@ -413,6 +519,15 @@ void scheduler_close(Scheduler *s, SchedulerClosedFn cb, void *userdata) {
                 if (j->running && j->engine->cancel && j->handle) {
                         j->cancelled = true;
                         j->engine->cancel(j->handle);
+                }
+                if (j->dry_fetch)
+                        pop3_fetch_cancel(j->dry_fetch); /* dry_done_cb answers */
+                if (j->dry_cb) {
+                        SchedulerPlanFn plan_cb = j->dry_cb;
+
+                        j->dry_cb = NULL;
+                        plan_cb(-ECANCELED, NET_FAILURE_NONE, "tegamid is stopping or reloading", NULL, NULL, 0,
+                                j->dry_userdata);
                 }
                 if (j->timer_open) {
                         j->timer_open = false;

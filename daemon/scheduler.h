@@ -18,6 +18,7 @@
 
 #include "daemon/config.h"
 #include "daemon/net/backoff.h"
+#include "daemon/pop3/rules.h"
 #include "store/store.h"
 
 typedef struct Scheduler Scheduler;
@@ -106,6 +107,24 @@ int scheduler_new(uv_loop_t *loop, Store *store, Config *config, const SchedEngi
  * when no such account (with an engine) exists.
  */
 int scheduler_run_now(Scheduler *s, const char *account);
+
+/*
+ * A POP3 dry run ends: r 0 and the plan (the server's listing with the retention rules' decisions,
+ * valid during the call), or a negative errno with failure and error naming the account, server and reason.
+ */
+typedef void (*SchedulerPlanFn)(int r, NetFailure failure, const char *error, const Pop3RuleMsg *msgs,
+                                const Pop3Decision *decisions, size_t n, void *userdata);
+
+/*
+ * Runs a dry run of POP3 account (list, decide, QUIT: nothing downloaded or deleted) as the
+ * account's next session: at once when it is idle, else right after the running one, so the
+ * account never has two sessions. It does not count as a sync (no listener calls, no state
+ * change); a poll that falls due meanwhile runs right after it. cb runs once, also with
+ * -ECANCELED when the scheduler closes first. Returns 0, -ENOENT (no such account with an
+ * engine), -EPROTOTYPE (not a POP3 account) or -EBUSY (another dry run of it is already
+ * waiting for its turn); cb does not run then.
+ */
+int scheduler_dry_run(Scheduler *s, const char *account, SchedulerPlanFn cb, void *userdata);
 
 /* The network may be back: accounts waiting out a backoff after a network failure run now. */
 void scheduler_retry_now(Scheduler *s);

@@ -48,6 +48,8 @@ struct Sending {
         bool closing;
         SendingClosedFn closed_cb;
         void *closed_userdata;
+        SendingEventFn event_cb;
+        void *event_userdata;
 };
 
 static void sending_free(Sending *s) {
@@ -73,9 +75,37 @@ static void outbox_closed_cb(void *userdata) {
                 cb(ud);
 }
 
+/* The engine logs every transition with its account; front ends hear the state by name. */
 static void event_cb(SmtpOutbox *o, int64_t id, StoreOutboxState state, int64_t next_attempt, const char *reply,
                      void *userdata) {
-        /* The engine logs every transition with its account; signals to front ends come with the D-Bus outbox. */
+        Sending *s = userdata;
+        const char *name;
+
+        switch (state) {
+        case STORE_OUTBOX_QUEUED:
+                name = reply && *reply ? "retrying" : "queued";
+                break;
+        case STORE_OUTBOX_SENDING:
+        case STORE_OUTBOX_COMMITTING:
+                name = "sending";
+                break;
+        case STORE_OUTBOX_SENT:
+                name = "sent";
+                break;
+        case STORE_OUTBOX_FAILED:
+                name = "failed";
+                break;
+        default:
+                name = "unknown";
+                break;
+        }
+        if (s->event_cb && !s->closing)
+                s->event_cb(id, name, s->event_userdata);
+}
+
+void sending_set_event_cb(Sending *s, SendingEventFn cb, void *userdata) {
+        s->event_cb = cb;
+        s->event_userdata = userdata;
 }
 
 static void queued_cb(int status, int64_t id, void *userdata) {

@@ -47,6 +47,13 @@ int sending_new(uv_loop_t *loop, Store *store, Config *config, Sending **retp);
 int sending_queue(Sending *s, const char *raw, size_t n, const SendingRequest *req, SendingQueuedFn cb,
                   void *userdata, char **errp);
 
+/* Told when an outbox entry changes state: "queued", "sending", "retrying" (queued again after a
+ * failed attempt), "failed", "sent" or "unknown". */
+typedef void (*SendingEventFn)(int64_t id, const char *state, void *userdata);
+
+/* Sets the one event callback (NULL: none). */
+void sending_set_event_cb(Sending *s, SendingEventFn cb, void *userdata);
+
 /* Every queued message is due now (connectivity came back, or a user asked). */
 void sending_kick(Sending *s);
 

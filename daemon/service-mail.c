@@ -393,6 +393,7 @@ int service_get_message(Daemon *d, int64_t id, ServiceMessage *msgp, int *fdp, c
 /* ---- changes ---- */
 
 typedef struct ChangeOp {
+        Daemon *d;
         ServiceDoneFn cb;
         void *userdata;
         unsigned n_jobs; /* store jobs still out */
@@ -407,6 +408,10 @@ static void change_done_cb(int r, void *userdata) {
                 op->r = r;
         if (--op->n_jobs > 0)
                 return;
+        /* Unread and Total may differ now (even after a partial failure). */
+        service_counts_invalidate(op->d, NULL);
+        if (op->d->listener && op->d->listener->mail_changed)
+                op->d->listener->mail_changed(op->d->listener_userdata);
         if (op->r == 0)
                 op->cb(SERVICE_ERROR_NONE, "", op->userdata);
         else if (op->r == -ENOENT)
@@ -502,7 +507,7 @@ static int apply_change(Daemon *d, Store *store, const int64_t *ids, size_t n_id
         op = calloc(1, sizeof *op);
         if (!op)
                 return -ENOMEM;
-        *op = (ChangeOp){.cb = cb, .userdata = userdata};
+        *op = (ChangeOp){.d = d, .cb = cb, .userdata = userdata};
         /* Both jobs queue before either runs (the writer runs them in order),
          * so op lives until the second callback. */
         for (int pass = 0; pass < 2; pass++) {

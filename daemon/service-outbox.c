@@ -147,12 +147,18 @@ static void outbox_edit_cb(int r, void *userdata) {
         char buf[160];
 
         switch (r) {
-        case 0:
+        case 0: {
+                Daemon *d = op->d;
+
+                /* The engine does not see these edits: announce them here. */
+                if (d->listener && d->listener->outbox_changed)
+                        d->listener->outbox_changed(op->id, op->retry ? "queued" : "cancelled", d->listener_userdata);
                 /* The engine may be waiting on a timer or holding the account: wake it. */
                 if (op->retry && op->d->sending && !op->d->stopping)
                         sending_kick(op->d->sending);
                 op->cb(SERVICE_ERROR_NONE, "", op->userdata);
                 break;
+        }
         case -ENOENT:
                 snprintf(buf, sizeof buf, "no outbox entry with id %" PRId64, op->id);
                 op->cb(SERVICE_ERROR_NOT_FOUND, buf, op->userdata);

@@ -81,8 +81,10 @@ static void fill_account(Daemon *d, const Account *a, ServiceAccount *retp) {
         format_url(retp->server, sizeof retp->server, in);
         if (a->smtp.proto)
                 format_url(retp->send_server, sizeof retp->send_server, &a->smtp);
-        if (!d->locked)
+        if (!d->locked) {
                 fill_sync_state(d, a, retp);
+                service_counts_fill(d, (size_t)(a - d->config->accounts), retp);
+        }
 }
 
 int service_get_account(Daemon *d, size_t i, ServiceAccount *retp) {
@@ -167,6 +169,7 @@ int service_unlock(Daemon *d, const char *passphrase, ServiceUnlockFn cb, void *
 }
 
 typedef struct ServiceSend {
+        Daemon *d;
         ServiceSendFn cb;
         void *userdata;
 } ServiceSend;
@@ -177,8 +180,12 @@ static void send_queued_cb(int status, int64_t id, void *userdata) {
         if (status < 0)
                 op->cb(status == -ECANCELED ? SERVICE_ERROR_BUSY : SERVICE_ERROR_NOT_SUPPORTED,
                        status == -ECANCELED ? "tegamid is stopping" : strerror(-status), 0, op->userdata);
-        else
+        else {
+                /* The engine announces its verdicts; a new entry is announced here. */
+                if (op->d->listener && op->d->listener->outbox_changed)
+                        op->d->listener->outbox_changed(id, "queued", op->d->listener_userdata);
                 op->cb(SERVICE_ERROR_NONE, "queued", id, op->userdata);
+        }
         free(op);
 }
 
@@ -196,7 +203,7 @@ int service_send(Daemon *d, const char *raw, size_t n, const SendingRequest *req
         op = malloc(sizeof *op);
         if (!op)
                 return -ENOMEM;
-        *op = (ServiceSend){ .cb = cb, .userdata = userdata };
+        *op = (ServiceSend){ .d = d, .cb = cb, .userdata = userdata };
         r = sending_queue(d->sending, raw, n, req, send_queued_cb, op, errp);
         if (r == 0)
                 return 0;

@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -125,6 +126,44 @@ ServiceError service_error_from_failure(NetFailure failure);
 /* Syncs (or fetches) account now, NULL for every account: 0 once started (progress and the
  * outcome come through the listener), SERVICE_ERROR_NOT_FOUND, or SERVICE_ERROR_LOCKED. */
 int service_sync(Daemon *d, const char *account);
+
+/*
+ * Syncs and fetches (daemon/service-sync.c).
+ */
+
+/* True when account has a sync engine in this tegamid: it is scheduled, and service_sync() runs it. */
+bool service_account_syncable(Daemon *d, const char *account);
+
+/* One server message of a POP3 dry run, as the retention rules decide it. */
+typedef struct ServicePlanItem {
+        const char *uidl;
+        uint64_t size;
+        bool download, delete;
+        const char *action;          /* "delete", "fetch", "skip" or "keep", in that order of precedence */
+        const char *reason;          /* why that action (pop3_why_to_string) */
+        const char *download_reason; /* why it is (not) downloaded */
+        const char *delete_reason;   /* why it is deleted or kept on the server */
+} ServicePlanItem;
+
+/* Called once with a dry run's plan (valid during the call), or why there is none. */
+typedef void (*ServicePlanFn)(ServiceError e, const char *message, const ServicePlanItem *items, size_t n,
+                              void *userdata);
+
+/*
+ * A dry run of POP3 account's retention: the server is listed and the rules
+ * decide, nothing is downloaded or deleted. It runs as the account's next
+ * session (after the running one). Returns 0 (cb follows once) or a
+ * ServiceError with *errp: NOT_FOUND, NOT_SUPPORTED (not POP3), LOCKED, BUSY
+ * (a dry run of it is already waiting).
+ */
+int service_fetch_plan(Daemon *d, const char *account, ServicePlanFn cb, void *userdata, char **errp);
+
+/* Forgets the cached Unread, Total and OutboxSize of account (NULL: every account): the next
+ * service_get_account() counts them again in the store. Call after a sync and an outbox change. */
+void service_counts_invalidate(Daemon *d, const char *account);
+
+/* Fills retp's unread, total and outbox_size for a, the index-th account (service.c's fill_account). */
+void service_counts_fill(Daemon *d, size_t index, ServiceAccount *retp);
 
 /*
  * The mail view (daemon/service-mail.c) and the outbox (daemon/service-outbox.c).

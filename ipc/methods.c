@@ -2,10 +2,11 @@
  * The methods of tegami's D-Bus objects. ipc/server.c has already matched the
  * object, the member and the exact signature; each function here validates
  * the values (lengths, ranges, names), asks the daemon's service API and
- * builds the reply. Methods whose engines have not landed (Sync, FetchNow,
- * Search) validate their arguments and then fail with
- * org.tegami.Mail1.Error.NotSupported: they never fake a result. The mail view
- * and the outbox methods are in ipc/methods-mail.c. Loop thread only.
+ * builds the reply. Search, whose index has not landed, validates its
+ * arguments and then fails with org.tegami.Mail1.Error.NotSupported: it never
+ * fakes a result. The mail view and the outbox methods are in
+ * ipc/methods-mail.c, Sync and FetchNow in ipc/methods-sync.c. Loop thread
+ * only.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -407,31 +408,7 @@ static DBusMessage *method_reload(IpcServer *s, DBusMessage *m, const IpcObject 
         return reply_empty(m);
 }
 
-/* ---- org.tegami.Mail1: validated, then NotSupported until the engines land ---- */
-
-static DBusMessage *method_sync(IpcServer *s, DBusMessage *m, const IpcObject *o) {
-        DBusMessage *reply = NULL;
-        const char *account;
-
-        dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &account, DBUS_TYPE_INVALID);
-        if (!ipc_check_account(s, m, account, true, &reply))
-                return reply;
-        return reply_not_supported(m, "sync engine");
-}
-
-static DBusMessage *method_fetch_now(IpcServer *s, DBusMessage *m, const IpcObject *o) {
-        DBusMessage *reply = NULL;
-        const char *account;
-        dbus_bool_t dry_run;
-        ServiceAccount a;
-
-        dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &account, DBUS_TYPE_BOOLEAN, &dry_run, DBUS_TYPE_INVALID);
-        if (!ipc_check_account(s, m, account, false, &reply))
-                return reply;
-        if (service_find_account(s->daemon, account, &a) == 0 && strcmp(a.protocol, "pop3") != 0)
-                return ipc_reply_invalid(m, "FetchNow is for POP3 accounts; use Sync");
-        return reply_not_supported(m, "POP3 engine");
-}
+/* ---- org.tegami.Mail1: validated, then NotSupported until the search index lands ---- */
 
 static DBusMessage *method_search(IpcServer *s, DBusMessage *m, const IpcObject *o) {
         DBusMessage *reply = NULL;
@@ -718,8 +695,8 @@ const IpcMethod ipc_methods[] = {
         { WITH_PROPS, DBUS_INTERFACE_PROPERTIES, "Set", "ssv", method_props_set },
         { MGR, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", "", method_get_managed_objects },
         { MGR, M1, "Status", "", method_status },
-        { MGR, M1, "Sync", "s", method_sync },
-        { MGR, M1, "FetchNow", "sb", method_fetch_now },
+        { MGR, M1, "Sync", "s", ipc_method_sync },
+        { MGR, M1, "FetchNow", "sa{sv}", ipc_method_fetch_now },
         { MGR, M1, "ListFolders", "s", ipc_method_list_folders },
         { MGR, M1, "ListMessages", "sstu", ipc_method_list_messages },
         { MGR, M1, "GetMessage", "t", ipc_method_get_message },

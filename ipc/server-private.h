@@ -126,3 +126,8 @@ DBusMessage *ipc_method_delete(IpcServer *s, DBusMessage *m, const IpcObject *o)
 DBusMessage *ipc_method_list_outbox(IpcServer *s, DBusMessage *m, const IpcObject *o);
 /* RetryOutbox and CancelOutbox. */
 DBusMessage *ipc_method_outbox_edit(IpcServer *s, DBusMessage *m, const IpcObject *o);
+
+/* ---- ipc/methods-sync.c: Sync and FetchNow ---- */
+
+DBusMessage *ipc_method_sync(IpcServer *s, DBusMessage *m, const IpcObject *o);
+DBusMessage *ipc_method_fetch_now(IpcServer *s, DBusMessage *m, const IpcObject *o);

@@ -15,6 +15,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,16 +30,24 @@
 
 #define IFACE_OBJECT_MANAGER "org.freedesktop.DBus.ObjectManager"
 
+/* Buffers from this size on are mmapped (see ipc_server_new()). */
+#define IPC_MMAP_THRESHOLD (256 << 10)
+
 static void server_config_changed(void *userdata);
 static void server_stopping(void *userdata);
 static void server_sync_started(const char *account, void *userdata);
 static void server_sync_finished(const char *account, const SchedRun *run, void *userdata);
+static void server_outbox_changed(int64_t id, const char *state, void *userdata);
+static void server_reloaded(void *userdata);
+static void server_mail_changed(void *userdata);
 
 static const ServiceListener server_listener = {
-        .config_changed = server_config_changed,
+        .config_changed = server_reloaded,
         .stopping = server_stopping,
         .sync_started = server_sync_started,
         .sync_finished = server_sync_finished,
+        .outbox_changed = server_outbox_changed,
+        .mail_changed = server_mail_changed,
 };
 
 /* ---- snapshots of what clients were told ---- */
@@ -210,6 +219,19 @@ static void server_config_changed(void *userdata) {
         s->n_snaps = n_now;
 }
 
+/* After a reload: counts are taken again for the new accounts. */
+static void server_reloaded(void *userdata) {
+        IpcServer *s = userdata;
+
+        service_counts_invalidate(s->daemon, NULL);
+        server_config_changed(s);
+}
+
+/* Flags, moves or deletions here: Unread and Total (the service API counted them again). */
+static void server_mail_changed(void *userdata) {
+        server_config_changed(userdata);
+}
+
 /* ---- sync signals ---- */
 
 /* A signal on the manager object; args as for dbus_message_append_args, DBUS_TYPE_INVALID-terminated. */
@@ -275,7 +297,18 @@ static void server_sync_finished(const char *account, const SchedRun *run, void 
         if (!success && run->r != -ECANCELED)
                 emit_signal(s, "AccountError", DBUS_TYPE_STRING, &account, DBUS_TYPE_STRING, &error, DBUS_TYPE_STRING,
                             &message, DBUS_TYPE_INVALID);
-        server_config_changed(s); /* State, LastSync, LastError, Quota */
+        service_counts_invalidate(s->daemon, account);
+        server_config_changed(s); /* State, LastSync, LastError, Quota, Unread, Total */
+}
+
+/* OutboxChanged, then OutboxSize of whichever account it changed. */
+static void server_outbox_changed(int64_t id, const char *state, void *userdata) {
+        IpcServer *s = userdata;
+        dbus_uint64_t v = (dbus_uint64_t)id;
+
+        emit_signal(s, "OutboxChanged", DBUS_TYPE_UINT64, &v, DBUS_TYPE_STRING, &state, DBUS_TYPE_INVALID);
+        service_counts_invalidate(s->daemon, NULL); /* one COUNT per account, on the next look */
+        server_config_changed(s);
 }
 
 /* ---- introspection ---- */
@@ -471,11 +504,11 @@ static DBusHandlerResult server_message_cb(DBusConnection *conn, DBusMessage *m,
         reply = server_call(s, m);
         if (!reply)
                 return DBUS_HANDLER_RESULT_NEED_MEMORY;
-        if (reply == IPC_REPLY_DEFERRED)
-                return DBUS_HANDLER_RESULT_HANDLED; /* the method answers later */
-        if (!dbus_message_get_no_reply(m))
-                dbus_connection_send(conn, reply, NULL);
-        dbus_message_unref(reply);
+        if (reply != IPC_REPLY_DEFERRED) { /* else the method answers later */
+                if (!dbus_message_get_no_reply(m))
+                        dbus_connection_send(conn, reply, NULL);
+                dbus_message_unref(reply);
+        }
         return DBUS_HANDLER_RESULT_HANDLED;
 }
 
@@ -590,6 +623,12 @@ int ipc_server_new(uv_loop_t *loop, Daemon *d, bool own_name, IpcServer **retp, 
                 return r;
         }
 
+#ifdef __GLIBC__
+        /* Calls of any size up to the bus' limit come from strangers: serve their
+         * buffers from mmap always, so that freeing one returns it (glibc's
+         * adaptive threshold would move later ones into the heap). */
+        mallopt(M_MMAP_THRESHOLD, IPC_MMAP_THRESHOLD);
+#endif
         s = calloc(1, sizeof *s);
         if (!s)
                 return fail(conn, -ENOMEM, errp, "out of memory");

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/outbox.h"
 #include "store/query.h"
 #include "store/store-private.h"
 
@@ -72,6 +73,48 @@ int store_query_folder_counts(Store *s, int64_t folder_id, uint64_t *totalp, uin
                 return store_db_errno(rc) ?: -EIO;
         *totalp = (uint64_t)sqlite3_column_int64(st, 0);
         *unreadp = (uint64_t)sqlite3_column_int64(st, 1);
+        return 0;
+}
+
+int store_query_account_counts(Store *s, const char *account, uint64_t *totalp, uint64_t *unreadp) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r, rc;
+
+        r = store_prepare(s->read_db,
+                          "SELECT count(*), coalesce(sum((m.flags & ?) = 0), 0) FROM messages m"
+                          " JOIN folders f ON f.id = m.folder_id JOIN accounts a ON a.id = f.account_id"
+                          " WHERE a.name = ?",
+                          &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, STORE_FLAG_SEEN);
+        sqlite3_bind_text(st, 2, account, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return store_db_errno(rc) ?: -EIO;
+        *totalp = (uint64_t)sqlite3_column_int64(st, 0);
+        *unreadp = (uint64_t)sqlite3_column_int64(st, 1);
+        return 0;
+}
+
+int store_query_outbox_waiting(Store *s, const char *account, uint64_t *np) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r, rc;
+
+        r = store_prepare(s->read_db,
+                          "SELECT count(*) FROM outbox o JOIN accounts a ON a.id = o.account_id"
+                          " WHERE a.name = ? AND o.state IN (?, ?, ?)",
+                          &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, STORE_OUTBOX_QUEUED);
+        sqlite3_bind_int(st, 3, STORE_OUTBOX_SENDING);
+        sqlite3_bind_int(st, 4, STORE_OUTBOX_COMMITTING);
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return store_db_errno(rc) ?: -EIO;
+        *np = (uint64_t)sqlite3_column_int64(st, 0);
         return 0;
 }
 

@@ -87,6 +87,12 @@ static void test_flags(Store *s, int64_t acct, int64_t folder) {
 
         check(store_query_folder_counts(s, folder, &total, &unread) == 0);
         check(total == 2 && unread == 2);
+        /* The account's counts (Unread, Total on D-Bus) cover its folders; none for others. */
+        check(store_query_account_counts(s, "work", &total, &unread) == 0);
+        check(total == 2 && unread == 2);
+        check(store_query_account_counts(s, "nope", &total, &unread) == 0);
+        check(total == 0 && unread == 0);
+        check(store_query_outbox_waiting(s, "work", &total) == 0 && total == 0);
         check(apply(s, ids, 2, &c) == 0);
         check(store_message_get(s, a, &m) == 0);
         check(m.flags == STORE_FLAG_SEEN && strcmp(m.keywords, "keep $New") == 0);
@@ -95,6 +101,8 @@ static void test_flags(Store *s, int64_t acct, int64_t folder) {
         check(m.flags == STORE_FLAG_SEEN && strcmp(m.keywords, "$New keep") == 0);
         store_message_clear(&m);
         check(store_query_folder_counts(s, folder, &total, &unread) == 0);
+        check(total == 2 && unread == 0);
+        check(store_query_account_counts(s, "work", &total, &unread) == 0);
         check(total == 2 && unread == 0);
         check(n_pending(s, acct, &p) == 2);
         check(p[0].kind == STORE_PENDING_FLAGS && p[0].folder_id == folder && p[0].uid == 1);

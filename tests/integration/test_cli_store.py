@@ -425,3 +425,267 @@ def test_locked_store_says_locked(tmp_path):
     finally:
         assert d.stop() == 0
         bus.close()
+
+
+# ---- sync, fetch, watch and the counts (issue 7: Sync, FetchNow, OutboxChanged) ----
+
+import poplib  # noqa: E402
+import queue  # noqa: E402
+import threading  # noqa: E402
+
+ACCOUNT_IFACE = "org.tegami.Mail1.Account"
+PROPS = "org.freedesktop.DBus.Properties"
+
+
+class Watch:
+    """`tegami watch` in the background, its stdout lines in a queue."""
+
+    def __init__(self, env, *args):
+        self.proc = subprocess.Popen([TEGAMI, "watch", *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     env=env, text=True)
+        self.lines = queue.Queue()
+        self.seen = []
+
+        def pump():
+            for line in self.proc.stdout:
+                self.lines.put(line.rstrip("\n"))
+        threading.Thread(target=pump, daemon=True).start()
+
+    def wait_for(self, pred, timeout=60):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError("watch printed no matching line; got %r" % self.seen)
+            self.seen.append(line)
+            if pred(line):
+                return line
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=5)
+
+
+def account_props(w, name):
+    obj = w.conn.get_object(NAME, ROOT + "/account/" + name, introspect=False)
+    return obj.GetAll(ACCOUNT_IFACE, dbus_interface=PROPS)
+
+
+def wait_until(pred, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_sync_wait_new_mail_counts_and_watch(world, sandbox):
+    """A message delivered, `tegami sync home --wait`: the sync succeeds, NewMail
+    reaches `watch` (text and JSON) with its store id, and Unread/Total follow."""
+    wait_until(lambda: account_props(world, "home")["State"] == "idle")
+    before = account_props(world, "home")
+    assert before["Total"] >= 1, before
+    st = tegami_json(world.env, "status")
+    assert st["accounts"][0]["total"] == before["Total"]
+    wj, wt = Watch(world.env, "--json"), Watch(world.env)
+    try:
+        time.sleep(0.5)  # both have their match rules in place
+        sandbox.seed_maildir(USER, "INBOX", [small(7)])
+        r = tegami(world.env, "sync", "home", "--wait")
+        assert r.returncode == 0, r.stderr
+        assert b"home: synced" in r.stdout
+        line = wj.wait_for(lambda l: json.loads(l)["signal"] == "NewMail")
+        ev = json.loads(line)
+        assert ev["path"] == ROOT and ev["args"][:2] == ["home", "INBOX"] and len(ev["args"][2]) == 1, ev
+        new_id = ev["args"][2][0]
+        wt.wait_for(lambda l: l == "NewMail home INBOX [%d]" % new_id)
+        wj.wait_for(lambda l: json.loads(l)["signal"] == "SyncFinished" and json.loads(l)["args"][:2] == ["home", True])
+        # PropertiesChanged carries the new counts.
+        wj.wait_for(lambda l: json.loads(l)["signal"] == "PropertiesChanged"
+                    and json.loads(l)["args"][1].get("Total") == before["Total"] + 1)
+    finally:
+        wj.close()
+        wt.close()
+    after = account_props(world, "home")
+    assert (after["Total"], after["Unread"]) == (before["Total"] + 1, before["Unread"] + 1), (before, after)
+    assert call(world, "GetMessage", "t", new_id)[1]["subject"] == "store test 7"
+    # Reading it lowers Unread at once; a sync keeps it; the CLI shows the same numbers.
+    assert tegami(world.env, "flag", str(new_id), "+seen").returncode == 0
+    assert account_props(world, "home")["Unread"] == before["Unread"]
+    assert tegami(world.env, "sync", "home", "--wait").returncode == 0
+    assert account_props(world, "home")["Unread"] == before["Unread"]
+    st = tegami_json(world.env, "status")
+    assert (st["accounts"][0]["unread"], st["accounts"][0]["total"]) == (before["Unread"], before["Total"] + 1)
+
+
+def test_outbox_changed_and_outbox_size(world):
+    msg = b"From: carol@example.org\r\nTo: dave@example.org\r\nSubject: outbox signal\r\n\r\nhi\r\n"
+    n0 = account_props(world, "out")["OutboxSize"]
+    w = Watch(world.env, "--json")
+    try:
+        time.sleep(0.5)
+        ids = []
+        for _ in range(2):
+            r = tegami(world.env, "send", "--account", "out", "--json", stdin=msg)
+            assert r.returncode == 0, r.stderr
+            ids.append(json.loads(r.stdout)["outbox_id"])
+        wait_until(lambda: account_props(world, "out")["OutboxSize"] == n0 + 2)
+        r = tegami(world.env, "outbox", "cancel", str(ids[0]))
+        assert r.returncode == 0, r.stderr
+        w.wait_for(lambda l: json.loads(l)["signal"] == "OutboxChanged" and json.loads(l)["args"] == [ids[0],
+                                                                                                   "cancelled"])
+        wait_until(lambda: account_props(world, "out")["OutboxSize"] == n0 + 1)
+        # Retry: "queued" at once.
+        for _ in range(20):
+            r = tegami(world.env, "outbox", "retry", str(ids[1]))
+            if r.returncode == 0:
+                break
+            time.sleep(0.2)  # Busy while it is being sent
+        assert r.returncode == 0, r.stderr
+        w.wait_for(lambda l: json.loads(l)["signal"] == "OutboxChanged" and json.loads(l)["args"] == [ids[1],
+                                                                                                   "queued"])
+        # The woken engine tries what is due and reports its verdict (the server is closed).
+        w.wait_for(lambda l: json.loads(l)["signal"] == "OutboxChanged" and json.loads(l)["args"][1] == "retrying")
+    finally:
+        w.close()
+    assert account_props(world, "out")["OutboxSize"] == n0 + 1
+
+
+class Forwarder:
+    """A loopback TCP port that refuses connections until open(), then forwards to target."""
+
+    def __init__(self, target):
+        self.target, self.port, self.sock = target, free_port(), None
+
+    def open(self):
+        self.sock = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            s = socket.create_connection(("127.0.0.1", self.target))
+            for a, b in ((c, s), (s, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for x in (a, b):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        if self.sock:
+            self.sock.close()
+
+
+BOB = "bob@example.org"
+DAY = 86400
+
+
+def bob_uidls(sb):
+    p = poplib.POP3(sb.host, sb.ports["pop3"], timeout=30)
+    try:
+        p.user(BOB)
+        p.pass_(sb.users[BOB])
+        out = {line.decode().split()[1] for line in p.uidl()[1]}
+        p.quit()
+        return out
+    except Exception:
+        p.close()
+        raise
+
+
+def test_fetch_dry_run_plans_and_changes_nothing(sandbox, tmp_path):
+    """Three messages first downloaded five days ago (pop3-fetch-tool with an
+    injected clock) and one new: with pop3_delete_after_days = 3 the dry run
+    plans to delete the three "first downloaded pop3_delete_after_days ago or
+    more" and fetch the new one; afterwards the server still has all four and
+    nothing was stored. The first scheduled fetch fails (the port is closed
+    then), so the dry run is the account's next session; a real sync then does
+    what the plan said."""
+    sandbox.doveadm("expunge", "-u", BOB, "mailbox", "INBOX", "all")
+    sandbox.seed_maildir(BOB, "INBOX", [small(20 + i) for i in range(3)])
+    data = tmp_path / "data"
+    data.mkdir()
+    store = str(data / "mail.db")
+    common = "[store]\nkey = file\n\n[account home]\naddress = %s\npassword = %s\ntls = none\n" % (
+        BOB, sandbox.users[BOB])
+    tool_cfg = write_config(str(tmp_path / "tool.ini"),
+                            common + "pop3 = pop3://%s:%d\n" % (sandbox.host, sandbox.ports["pop3"]))
+    r = subprocess.run([os.environ.get("POP3_FETCH_TOOL", "build/daemon/pop3/pop3-fetch-tool"), "--config", tool_cfg,
+                        "--account", "home", "--store", store, "--encrypted", "--now", str(int(time.time()) - 5 * DAY)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    old = bob_uidls(sandbox)
+    assert len(old) == 3
+    sandbox.seed_maildir(BOB, "INBOX", [small(30)])
+    on_server = bob_uidls(sandbox)
+    (young,) = on_server - old
+
+    fwd = Forwarder(sandbox.ports["pop3"])
+    cfg = write_config(str(tmp_path / "config.ini"), common + "pop3 = pop3://127.0.0.1:%d\npoll_interval = 3600\n"
+                       "pop3_delete_after_days = 3\n" % fwd.port)
+    bus = Bus()
+    d = Daemon(bus.env, cfg, str(data))
+    try:
+        d.wait_for("next attempt in", timeout=30)  # the first fetch found the port closed
+        fwd.open()
+        w = type("W", (), {})()
+        w.conn, w.env = bus.connect(), bus.env
+        assert account_props(w, "home")["Total"] == 3
+        plan = call(w, "FetchNow", "sa{sv}", "home", {"dry_run": True})
+        got = {str(p["uidl"]): p for p in plan}
+        assert set(got) == on_server, got
+        for u in old:
+            assert got[u]["action"] == "delete" and got[u]["delete"] and not got[u]["download"], got[u]
+            assert got[u]["reason"] == "first downloaded pop3_delete_after_days ago or more", got[u]
+            assert got[u]["download_reason"] == "stored here already"
+        assert got[young]["action"] == "fetch" and got[young]["download"] and not got[young]["delete"]
+        assert got[young]["reason"] == "new on the server" and got[young]["size"] > 0
+        # The CLI: a table and JSON.
+        r = tegami(w.env, "fetch", "home", "--dry-run")
+        assert r.returncode == 0, r.stderr
+        out = r.stdout.decode()
+        assert "UIDL" in out and "REASON" in out and "would download 1 and delete 3" in out, out
+        assert sum(1 for l in out.splitlines() if " delete " in l and "pop3_delete_after_days" in l) == 3, out
+        rows = tegami_json(w.env, "fetch", "home", "--dry-run")
+        assert sorted(r["action"] for r in rows) == ["delete", "delete", "delete", "fetch"]
+        # Nothing was deleted on the server, nothing downloaded here.
+        assert bob_uidls(sandbox) == on_server
+        assert account_props(w, "home")["Total"] == 3
+        # A real sync does what the plan said. A dry run asked for while it is at work
+        # waits for it (one session per account): it sees the server after the deletions.
+        call(w, "Sync", "s", "home")
+        d.wait_for("to download", timeout=30)  # the run has listed the server
+        plan = call(w, "FetchNow", "sa{sv}", "home", {"dry_run": True})
+        assert [(str(p["uidl"]), p["action"], p["download_reason"]) for p in plan] == [
+            (young, "keep", "stored here already")], plan
+        assert bob_uidls(sandbox) == {young}
+        r = tegami(w.env, "sync", "home", "--wait")
+        assert r.returncode == 0, r.stderr
+        props = account_props(w, "home")
+        assert (props["Total"], props["LastError"][0]) == (4, ""), props
+        # FetchNow without options is a sync.
+        assert list(call(w, "FetchNow", "sa{sv}", "home", {})) == []
+        w.conn.close()
+        assert d.stop() == 0
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
+        fwd.close()
+        bus.close()

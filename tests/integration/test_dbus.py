@@ -169,9 +169,11 @@ def test_cli_usage_and_exit_codes(env):
     assert tegami(env.env).returncode == 2
     r = tegami(env.env, "frobnicate")
     assert r.returncode == 2 and "unknown command" in r.stderr
-    for cmd in (["sync"], ["sync", "work", "--wait"], ["search", "x"], ["watch"]):
+    for cmd in (["search", "x"], ["rekey"]):
         r = tegami(env.env, *cmd)
         assert r.returncode == 2 and "not available yet" in r.stderr, cmd
+    for cmd in (["status", "--wait"], ["sync", "--dry-run"], ["fetch"], ["fetch", "a", "b"], ["watch", "x"]):
+        assert tegami(env.env, *cmd).returncode == 2, cmd
     r = tegami(env.env, "status", "extra")
     assert r.returncode == 2
     bad = dict(env.env, DBUS_SESSION_BUS_ADDRESS="unix:path=/nonexistent/bus")
@@ -231,11 +233,12 @@ def test_peer_ping(env):
 
 
 @pytest.mark.parametrize("method,args,sig,error", [
-    ("Sync", ("work",), "s", "NotSupported"),
-    ("Sync", ("",), "s", "NotSupported"),
     ("Sync", ("nope",), "s", "NotFound"),
-    ("FetchNow", ("home.old", True), "sb", "NotSupported"),
-    ("FetchNow", ("work", True), "sb", "InvalidArgs"),
+    ("FetchNow", ("home.old", {"dry_run": True}), "sa{sv}", "AuthFailed"),  # it has no password
+    ("FetchNow", ("home.old", {"dry_run": "yes"}), "sa{sv}", "InvalidArgs"),
+    ("FetchNow", ("home.old", {"colour": True}), "sa{sv}", "InvalidArgs"),
+    ("FetchNow", ("work", {"dry_run": True}), "sa{sv}", "NotSupported"),  # IMAP
+    ("FetchNow", ("nope", {}), "sa{sv}", "NotFound"),
     ("ListFolders", ("nope",), "s", "NotFound"),
     ("ListMessages", ("work", "INBOX", 0, 50), "sstu", "NotFound"),  # nothing synced: no folders
     ("ListMessages", ("work", "INBOX", 0, 0), "sstu", "InvalidArgs"),
@@ -261,6 +264,30 @@ def test_typed_errors(env, method, args, sig, error):
         env.conn.call_blocking(NAME, ROOT, IFACE, method, sig, args)
     assert e.value.get_dbus_name() == ERR + error
     assert e.value.get_dbus_message()
+
+
+def test_sync_starts_and_wait_names_the_failure(env):
+    settled(env)
+    assert list(root(env).Sync("", dbus_interface=IFACE)) == ["work", "home.old"]
+    assert list(root(env).Sync("home.old", dbus_interface=IFACE)) == ["home.old"]
+    r = tegami(env.env, "sync", "work")
+    assert r.returncode == 0 and "sync of work started" in r.stdout, r
+    # Neither server is reachable: --wait follows the run and fails, naming the account and the error.
+    r = tegami(env.env, "sync", "home.old", "--wait")
+    assert r.returncode == 1, r
+    assert "home.old: failed" in r.stdout and "tegami sync: home.old failed: " + ERR in r.stderr, r
+    r = tegami(env.env, "sync", "--wait", "--json")
+    assert r.returncode == 1, r
+    out = json.loads(r.stdout)
+    assert sorted(o["account"] for o in out) == ["home.old", "work"]
+    assert all(not o["success"] and o["error"].startswith(ERR) and o["message"] for o in out), out
+
+
+def test_fetch_cli_errors(env):
+    r = tegami(env.env, "fetch", "work", "--dry-run")
+    assert r.returncode == 1 and "NotSupported" in r.stderr and "IMAP" in r.stderr, r
+    r = tegami(env.env, "fetch", "nope", "--dry-run")
+    assert r.returncode == 1 and "NotFound" in r.stderr, r
 
 
 def test_send_with_fd(env, tmp_path):
