@@ -122,9 +122,18 @@ static void sched_finished_cb(const char *account, const SchedRun *run, void *us
                 d->listener->sync_finished(account, run, d->listener_userdata);
 }
 
+static void sched_progress_cb(const char *account, const char *folder, unsigned done, unsigned total,
+                              void *userdata) {
+        Daemon *d = userdata;
+
+        if (d->listener && d->listener->sync_progress)
+                d->listener->sync_progress(account, folder, done, total, d->listener_userdata);
+}
+
 static const SchedulerListener sched_listener = {
         .started = sched_started_cb,
         .finished = sched_finished_cb,
+        .progress = sched_progress_cb,
 };
 
 /* Replaces the scheduler with one for the current config (after open or reload); the old one's

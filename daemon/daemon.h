@@ -19,6 +19,8 @@ typedef struct DaemonListener {
         void (*stopping)(void *userdata);       /* from daemon_stop(): close your handles */
         void (*sync_started)(const char *account, void *userdata);
         void (*sync_finished)(const char *account, const SchedRun *run, void *userdata);
+        void (*sync_progress)(const char *account, const char *folder, unsigned done, unsigned total,
+                              void *userdata);
         /* an outbox entry changed state: "queued", "sending", "retrying", "failed", "sent", "unknown"
          * or "cancelled" */
         void (*outbox_changed)(int64_t id, const char *state, void *userdata);

@@ -157,6 +157,13 @@ static void job_timer_cb(uv_timer_t *t) {
 
 static void dry_start(SchedJob *j);
 
+void sched_job_progress(SchedJob *j, const char *folder, unsigned done, unsigned total) {
+        Scheduler *s = j->sched;
+
+        if (s->listener && s->listener->progress && !s->closing)
+                s->listener->progress(j->acct->name, folder, done, total, s->userdata);
+}
+
 void sched_job_done(SchedJob *j, const SchedRun *run) {
         Scheduler *s = j->sched;
         uint64_t delay = 0;
@@ -284,11 +291,16 @@ static void imap_done_cb(const ImapSyncResult *res, void *userdata) {
         sched_job_done(j, &run);
 }
 
+static void imap_progress_cb(const ImapSyncProgress *p, void *userdata) {
+        sched_job_progress(userdata, p->folder, (unsigned)p->msgs_done, (unsigned)p->msgs_total);
+}
+
 static int imap_start(SchedJob *j, uv_loop_t *loop, Store *store, const Account *a, void **handlep) {
+        ImapSyncOptions opts = {.progress_fn = imap_progress_cb, .progress_userdata = j};
         ImapSync *s = NULL;
         int r;
 
-        r = imap_sync_begin(loop, store, a, NULL, imap_done_cb, j, &s);
+        r = imap_sync_begin(loop, store, a, &opts, imap_done_cb, j, &s);
         if (r < 0)
                 return r;
         *handlep = s;

@@ -76,6 +76,9 @@ typedef struct SchedEngine {
         void (*cancel)(void *handle);
 } SchedEngine;
 
+/* Engines report progress here (see SchedulerListener.progress). */
+void sched_job_progress(SchedJob *job, const char *folder, unsigned done, unsigned total);
+
 /* Engines report here; run is valid during the call only. */
 void sched_job_done(SchedJob *job, const SchedRun *run);
 
@@ -83,6 +86,8 @@ void sched_job_done(SchedJob *job, const SchedRun *run);
 typedef struct SchedulerListener {
         void (*started)(const char *account, void *userdata);
         void (*finished)(const char *account, const SchedRun *run, void *userdata);
+        /* done of total new messages of folder stored (0 of 0: the folder had none) */
+        void (*progress)(const char *account, const char *folder, unsigned done, unsigned total, void *userdata);
 } SchedulerListener;
 
 /* Engines by protocol; NULL leaves accounts of that protocol disabled. */

@@ -37,6 +37,8 @@ static void server_config_changed(void *userdata);
 static void server_stopping(void *userdata);
 static void server_sync_started(const char *account, void *userdata);
 static void server_sync_finished(const char *account, const SchedRun *run, void *userdata);
+static void server_sync_progress(const char *account, const char *folder, unsigned done, unsigned total,
+                                 void *userdata);
 static void server_outbox_changed(int64_t id, const char *state, void *userdata);
 static void server_reloaded(void *userdata);
 static void server_mail_changed(void *userdata);
@@ -46,6 +48,7 @@ static const ServiceListener server_listener = {
         .stopping = server_stopping,
         .sync_started = server_sync_started,
         .sync_finished = server_sync_finished,
+        .sync_progress = server_sync_progress,
         .outbox_changed = server_outbox_changed,
         .mail_changed = server_mail_changed,
 };
@@ -267,6 +270,14 @@ static void server_sync_started(const char *account, void *userdata) {
  * ask with GetMessage), QuotaWarning, SyncFinished, and for a failure
  * AccountError, which front ends like tegami-notify show.
  */
+static void server_sync_progress(const char *account, const char *folder, unsigned done, unsigned total,
+                                 void *userdata) {
+        dbus_uint32_t d = done, t = total;
+
+        emit_signal(userdata, "SyncProgress", DBUS_TYPE_STRING, &account, DBUS_TYPE_STRING, &folder, DBUS_TYPE_UINT32,
+                    &d, DBUS_TYPE_UINT32, &t, DBUS_TYPE_INVALID);
+}
+
 static void server_sync_finished(const char *account, const SchedRun *run, void *userdata) {
         IpcServer *s = userdata;
         dbus_bool_t success = run->r >= 0;

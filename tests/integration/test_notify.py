@@ -209,8 +209,24 @@ def test_imap_account_new_mail(inbox, tmp_path):
     try:
         calls = s.mock.wait(1)
         assert calls[0][1] == "2 new messages in home" and "imap 0" in calls[0][2] and "imap 1" in calls[0][2], calls
+        watch = subprocess.Popen([os.environ.get("TEGAMI", "build/clients/tegami"), "--json", "watch"], env=s.bus.env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        time.sleep(0.5)  # its match rule is in place
         inbox.deliver(USER, message("imap later"))
         calls = s.mock.wait(2, timeout=30)
+        # The sync that fetched it reported its progress: INBOX from 0 to 1 of 1 new message.
+        progress = []
+        while True:
+            ev = json.loads(watch.stdout.readline())
+            if ev["signal"] == "SyncStarted":
+                progress = []  # a poll that found nothing may come first
+            if ev["signal"] == "SyncProgress" and ev["args"][1] == "INBOX":
+                progress.append(tuple(ev["args"][2:]))
+            if ev["signal"] == "SyncFinished" and any(p[1] > 0 for p in progress):
+                break
+        watch.terminate()
+        watch.wait(timeout=5)
+        assert progress[0] == (0, 1) and progress[-1] == (1, 1), progress
         assert calls[1][0] == 1 and calls[1][1] == "3 new messages in home" and "imap later" in calls[1][2], calls
         r = subprocess.run([os.environ.get("TEGAMI", "build/clients/tegami"), "--json", "status"], env=s.bus.env,
                            capture_output=True, text=True, timeout=30)
