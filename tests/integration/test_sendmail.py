@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from tcpfwd import Forwarder
 from tegami_bus import TEGAMI, TEGAMID, Bus, Daemon, write_config
 
 SENDMAIL = os.path.abspath(os.environ.get("TEGAMI_SENDMAIL", "build/clients/tegami-sendmail"))
@@ -146,67 +147,19 @@ def test_activation_starts_tegamid(sandbox, tmp_path):
         bus.close()
 
 
-class Forwarder:
-    """A TCP forwarder on 127.0.0.1:port to target_port, started when asked (the server "comes back")."""
-
-    def __init__(self, port, target_port):
-        import socket
-        import threading
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.listen(8)
-        self.target_port = target_port
-
-        def pipe(a, b):
-            try:
-                while True:
-                    data = a.recv(65536)
-                    if not data:
-                        break
-                    b.sendall(data)
-            except OSError:
-                pass
-            finally:
-                for s in (a, b):
-                    try:
-                        s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-
-        def accept():
-            while True:
-                try:
-                    c, _ = self.sock.accept()
-                except OSError:
-                    return
-                s = socket.create_connection(("127.0.0.1", self.target_port))
-                threading.Thread(target=pipe, args=(c, s), daemon=True).start()
-                threading.Thread(target=pipe, args=(s, c), daemon=True).start()
-        threading.Thread(target=accept, daemon=True).start()
-
-    def close(self):
-        self.sock.close()
-
-
 def test_outbox_goes_out_when_the_network_returns(sandbox, tmp_path):
     """Offline: the message waits (backoff of a minute or more); an interface address appearing
     (what a reconnect looks like to the kernel) sends it within seconds, with no user action."""
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    fwd = Forwarder(sandbox.ports["smtps"])  # refuses connections until opened
     cfg = write_config(str(tmp_path / "config.ini"), (
         "[store]\nkey = file\n\n"
         "[account work]\naddress = alice@example.org\npassword = %s\nimap = imaps://%s:%d\n"
         "smtp = smtps://%s:%d\nca_file = %s\n"
-        % (sandbox.users["alice@example.org"], sandbox.host, sandbox.ports["imaps"], sandbox.host, port,
+        % (sandbox.users["alice@example.org"], sandbox.host, sandbox.ports["imaps"], sandbox.host, fwd.port,
            sandbox.ca_file)))
     bus = Bus()
     d = Daemon(bus.env, cfg, str(tmp_path / "data"), "--log-level", "debug")
     d.bus = bus
-    fwd = None
     added = False
     try:
         d.wait_for("running")
@@ -215,7 +168,7 @@ def test_outbox_goes_out_when_the_network_returns(sandbox, tmp_path):
         r = sendmail(d, "-t", message=msg)
         assert r.returncode == 0, r.stderr
         d.wait_for("refused", timeout=20)  # the first attempt failed: connection refused
-        fwd = Forwarder(port, sandbox.ports["smtps"])
+        fwd.open()
         time.sleep(1.5)
         assert delivered(sandbox, "bob@example.org", tok, timeout=0, expect=False) == []  # still waiting
         t0 = time.monotonic()
@@ -226,8 +179,7 @@ def test_outbox_goes_out_when_the_network_returns(sandbox, tmp_path):
     finally:
         if added:
             subprocess.run(["ip", "addr", "del", "127.0.0.9/32", "dev", "lo"])
-        if fwd:
-            fwd.close()
+        fwd.close()
         rc = d.stop()
         bus.close()
     assert rc == 0
