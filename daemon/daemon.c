@@ -85,6 +85,14 @@ static void sending_event_cb(int64_t id, const char *state, void *userdata) {
                 d->listener->outbox_changed(id, state, d->listener_userdata);
 }
 
+/* A copy of a sent message waits for the account's Sent folder: sync it now rather than at the next poll. */
+static void sending_copy_cb(const char *account, void *userdata) {
+        Daemon *d = userdata;
+
+        if (d->scheduler)
+                (void)scheduler_run_now(d->scheduler, account);
+}
+
 /* Replaces the outbox engine with one for the current config (after open or reload). */
 static void daemon_restart_sending(Daemon *d) {
         int r;
@@ -101,6 +109,7 @@ static void daemon_restart_sending(Daemon *d) {
                 log_error("outbox: cannot start: %s", strerror(-r));
         } else {
                 sending_set_event_cb(d->sending, sending_event_cb, d);
+                sending_set_copy_cb(d->sending, sending_copy_cb, d);
         }
 }
 

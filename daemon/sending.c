@@ -17,10 +17,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
+#include "daemon/mime/envelope.h"
 #include "daemon/sending.h"
 #include "daemon/smtp/outbox.h"
 #include "daemon/smtp/prepare.h"
+#include "store/body.h"
+#include "store/message.h"
+#include "store/pending.h"
 #include "util/log.h"
 
 typedef struct UpsertOp {
@@ -50,6 +55,10 @@ struct Sending {
         void *closed_userdata;
         SendingEventFn event_cb;
         void *event_userdata;
+        SendingCopyFn copy_cb;
+        void *copy_userdata;
+        unsigned n_copies; /* copies to Sent being recorded: closing waits for them */
+        bool outbox_closed;
 };
 
 static void sending_free(Sending *s) {
@@ -65,14 +74,23 @@ static void sending_free(Sending *s) {
         free(s);
 }
 
-static void outbox_closed_cb(void *userdata) {
-        Sending *s = userdata;
+/* The end of a close: the engine is gone and every copy to Sent recorded. */
+static void copy_maybe_closed(Sending *s) {
         SendingClosedFn cb = s->closed_cb;
         void *ud = s->closed_userdata;
 
+        if (!s->closing || !s->outbox_closed || s->n_copies > 0)
+                return;
         sending_free(s);
         if (cb)
                 cb(ud);
+}
+
+static void outbox_closed_cb(void *userdata) {
+        Sending *s = userdata;
+
+        s->outbox_closed = true;
+        copy_maybe_closed(s);
 }
 
 /* The engine logs every transition with its account; front ends hear the state by name. */
@@ -101,6 +119,153 @@ static void event_cb(SmtpOutbox *o, int64_t id, StoreOutboxState state, int64_t 
         }
         if (s->event_cb && !s->closing)
                 s->event_cb(id, name, s->event_userdata);
+}
+
+void sending_set_copy_cb(Sending *s, SendingCopyFn cb, void *userdata) {
+        s->copy_cb = cb;
+        s->copy_userdata = userdata;
+}
+
+/* ---- the copy to Sent --------------------------------------------------------------------- */
+
+typedef struct CopyOp {
+        Sending *s;
+        size_t account; /* config index */
+        int64_t folder_id;
+        int64_t outbox_id;
+        StoreCid cid;
+} CopyOp;
+
+static void copy_done_cb(int r, int64_t id, void *userdata) {
+        CopyOp *c = userdata;
+        Sending *s = c->s;
+        const Account *a = &s->config->accounts[c->account];
+
+        s->n_copies--;
+        if (r < 0)
+                log_acct_warning(a->name, "outbox: item %" PRId64 ": the copy to Sent was not recorded: %s",
+                                 c->outbox_id, strerror(-r));
+        else if (a->imap.proto) {
+                log_acct_info(a->name, "outbox: item %" PRId64 ": a copy goes to Sent at the next sync", c->outbox_id);
+                if (s->copy_cb && !s->closing)
+                        s->copy_cb(a->name, s->copy_userdata);
+        } else
+                log_acct_info(a->name, "outbox: item %" PRId64 ": a copy is in the local Sent folder", c->outbox_id);
+        free(c);
+        copy_maybe_closed(s);
+}
+
+/* POP3 accounts keep their copy here: in a local folder called Sent, the outbox id as its UID. */
+static int copy_local(CopyOp *c) {
+        Sending *s = c->s;
+        _cleanup_(store_body_reader_freep) StoreBodyReader *rd = NULL;
+        MimeHeaders h = {};
+        StoreMessage m = {.folder_id = c->folder_id,
+                          .uid = (uint32_t)c->outbox_id,
+                          .flags = STORE_FLAG_SEEN,
+                          .internal_date = (int64_t)time(NULL),
+                          .has_body = true,
+                          .cid = c->cid};
+        int r;
+
+        r = store_body_reader_new(s->store, &c->cid, &rd);
+        if (r < 0)
+                return r;
+        m.size = store_body_reader_get_size(rd);
+        while (!h.done) {
+                const void *data;
+                size_t n;
+
+                r = store_body_reader_read(rd, &data, &n);
+                if (r < 0 || n == 0)
+                        break;
+                r = mime_headers_feed(&h, data, n);
+                if (r < 0)
+                        break;
+        }
+        if (r >= 0)
+                r = mime_headers_envelope(&h, &m.env);
+        mime_headers_clear(&h);
+        if (r >= 0)
+                r = store_message_insert(s->store, &m, STORE_BULK, copy_done_cb, c);
+        mime_envelope_clear(&m.env);
+        return r;
+}
+
+static void local_folder_cb(int r, int64_t id, void *userdata) {
+        CopyOp *c = userdata;
+
+        if (r >= 0) {
+                c->folder_id = id;
+                r = copy_local(c);
+        }
+        if (r < 0)
+                copy_done_cb(r, 0, c);
+}
+
+/*
+ * A message went out: file a copy in the account's Sent folder. IMAP: a
+ * pending APPEND (\Seen) that the next sync sends to the folder with the
+ * \Sent role, or the one `sent_folder` names; `sent_folder = none` for
+ * servers that file it themselves. POP3: a local Sent folder.
+ */
+static void sent_cb(SmtpOutbox *o, int64_t id, int64_t account_id, const StoreCid *cid, void *userdata) {
+        Sending *s = userdata;
+        StoreFolder *folders = NULL;
+        size_t i, n = 0;
+        const Account *a;
+        CopyOp *c;
+        int r;
+
+        for (i = 0; i < s->config->n_accounts && s->account_ids[i] != account_id; i++)
+                ;
+        if (i == s->config->n_accounts || s->closing)
+                return;
+        a = &s->config->accounts[i];
+        if (a->sent_folder && strcasecmp(a->sent_folder, "none") == 0)
+                return;
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return;
+        *c = (CopyOp){.s = s, .account = i, .outbox_id = id, .cid = *cid};
+        r = store_folder_list(s->store, account_id, &folders, &n);
+        for (size_t k = 0; r >= 0 && k < n && !c->folder_id; k++)
+                if (a->sent_folder ? strcmp(folders[k].name, a->sent_folder) == 0
+                                   : folders[k].role == STORE_ROLE_SENT)
+                        c->folder_id = folders[k].id;
+        store_folder_list_free(folders, n);
+        if (r < 0) {
+                free(c);
+                return;
+        }
+        s->n_copies++;
+        if (a->imap.proto) {
+                StorePendingChange p = {.account_id = account_id,
+                                        .kind = STORE_PENDING_APPEND,
+                                        .folder_id = c->folder_id,
+                                        .flags_add = STORE_FLAG_SEEN,
+                                        .has_cid = true,
+                                        .cid = *cid};
+
+                if (!c->folder_id) {
+                        log_acct_warning(a->name, "outbox: item %" PRId64 ": no %s folder known yet: no copy filed",
+                                         id, a->sent_folder ? a->sent_folder : "Sent");
+                        s->n_copies--;
+                        free(c);
+                        return;
+                }
+                r = store_pending_add(s->store, &p, copy_done_cb, c);
+        } else if (c->folder_id)
+                r = copy_local(c);
+        else {
+                StoreFolder f = {.account_id = account_id,
+                                 .name = (char *)(a->sent_folder ? a->sent_folder : "Sent"),
+                                 .role = STORE_ROLE_SENT};
+
+                r = store_folder_upsert(s->store, &f, local_folder_cb, c);
+        }
+        if (r < 0)
+                copy_done_cb(r, 0, c);
 }
 
 void sending_set_event_cb(Sending *s, SendingEventFn cb, void *userdata) {
@@ -135,6 +300,7 @@ static void engine_start(Sending *s) {
                 return;
         }
         smtp_outbox_set_event_cb(s->outbox, event_cb, s);
+        smtp_outbox_set_sent_cb(s->outbox, sent_cb, s);
         for (size_t i = 0; i < s->config->n_accounts; i++) {
                 const Account *a = &s->config->accounts[i];
 

@@ -54,6 +54,13 @@ typedef void (*SendingEventFn)(int64_t id, const char *state, void *userdata);
 /* Sets the one event callback (NULL: none). */
 void sending_set_event_cb(Sending *s, SendingEventFn cb, void *userdata);
 
+/*
+ * Told when a copy of a sent message waits to be filed in the account's Sent
+ * folder on the server (an IMAP account), so its sync can run now. (NULL: none)
+ */
+typedef void (*SendingCopyFn)(const char *account, void *userdata);
+void sending_set_copy_cb(Sending *s, SendingCopyFn cb, void *userdata);
+
 /* Every queued message is due now (connectivity came back, or a user asked). */
 void sending_kick(Sending *s);
 

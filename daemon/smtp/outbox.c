@@ -47,6 +47,8 @@ struct SmtpOutbox {
         SmtpSendOptions send_opts;
         SmtpOutboxEventFn event_cb;
         void *event_userdata;
+        SmtpOutboxSentFn sent_cb;
+        void *sent_userdata;
 
         bool started, running, closing, again, kick_pending;
         unsigned n_ops; /* queue operations and verdict commits in flight */
@@ -76,6 +78,9 @@ typedef struct VerdictOp {
         StoreOutboxState state;
         int64_t next_attempt;
         char *reply;
+        bool has_cid; /* SENT: the body and account, for the sent callback */
+        StoreCid cid;
+        int64_t account_id;
 } VerdictOp;
 
 static void run_next(SmtpOutbox *o);
@@ -124,6 +129,11 @@ void smtp_outbox_set_send_options(SmtpOutbox *o, const SmtpSendOptions *opts) {
 void smtp_outbox_set_event_cb(SmtpOutbox *o, SmtpOutboxEventFn cb, void *userdata) {
         o->event_cb = cb;
         o->event_userdata = userdata;
+}
+
+void smtp_outbox_set_sent_cb(SmtpOutbox *o, SmtpOutboxSentFn cb, void *userdata) {
+        o->sent_cb = cb;
+        o->sent_userdata = userdata;
 }
 
 bool smtp_outbox_busy(const SmtpOutbox *o) {
@@ -241,8 +251,12 @@ static void verdict_done_cb(int r, void *userdata) {
 
         if (r < 0)
                 log_error("outbox: item %" PRId64 ": cannot record its state: %s", v->id, strerror(-r));
-        else if (o->event_cb)
-                o->event_cb(o, v->id, v->state, v->next_attempt, v->reply ? v->reply : "", o->event_userdata);
+        else {
+                if (o->event_cb)
+                        o->event_cb(o, v->id, v->state, v->next_attempt, v->reply ? v->reply : "", o->event_userdata);
+                if (v->has_cid && o->sent_cb)
+                        o->sent_cb(o, v->id, v->account_id, &v->cid, o->sent_userdata);
+        }
         free(v->reply);
         free(v);
         o->n_ops--;
@@ -250,14 +264,20 @@ static void verdict_done_cb(int r, void *userdata) {
         maybe_closed(o);
 }
 
-/* Commits an item's new state; the engine goes on when it is durable. */
-static void set_verdict(SmtpOutbox *o, int64_t id, StoreOutboxState state, int64_t next_attempt, const char *reply) {
+/* Commits an item's new state; the engine goes on when it is durable. sent: the item, when it went out. */
+static void set_verdict_full(SmtpOutbox *o, int64_t id, StoreOutboxState state, int64_t next_attempt,
+                             const char *reply, const StoreOutboxItem *sent) {
         VerdictOp *v = calloc(1, sizeof *v);
         int r;
 
         if (v) {
                 *v = (VerdictOp){.o = o, .id = id, .state = state, .next_attempt = next_attempt};
                 v->reply = reply ? strdup(reply) : NULL;
+                if (sent) {
+                        v->has_cid = true;
+                        v->cid = sent->cid;
+                        v->account_id = sent->account_id;
+                }
         }
         r = v ? store_outbox_set_state(o->store, id, state, next_attempt, reply, verdict_done_cb, v) : -ENOMEM;
         if (r < 0) {
@@ -269,6 +289,10 @@ static void set_verdict(SmtpOutbox *o, int64_t id, StoreOutboxState state, int64
                 return;
         }
         o->n_ops++;
+}
+
+static void set_verdict(SmtpOutbox *o, int64_t id, StoreOutboxState state, int64_t next_attempt, const char *reply) {
+        set_verdict_full(o, id, state, next_attempt, reply, NULL);
 }
 
 static void requeue_done_cb(int r, int64_t id, void *userdata) {
@@ -372,7 +396,7 @@ static void sent_cb(SmtpClient *c, const SmtpSendResult *res, void *userdata) {
                 }
                 break;
         }
-        set_verdict(o, item->id, state, next, reply ? reply : res->error);
+        set_verdict_full(o, item->id, state, next, reply ? reply : res->error, state == STORE_OUTBOX_SENT ? item : NULL);
         free(reply);
         o->item = store_outbox_item_free(o->item);
         o->msg = smtp_message_free(o->msg);

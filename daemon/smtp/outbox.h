@@ -61,6 +61,10 @@ void smtp_outbox_set_send_options(SmtpOutbox *o, const SmtpSendOptions *opts);
 /* Sets the callback told of every state an item reaches (NULL: none). */
 void smtp_outbox_set_event_cb(SmtpOutbox *o, SmtpOutboxEventFn cb, void *userdata);
 
+/* Told once per item when its "sent" state is durable, with the message's body (for the copy to Sent). */
+typedef void (*SmtpOutboxSentFn)(SmtpOutbox *o, int64_t id, int64_t account_id, const StoreCid *cid, void *userdata);
+void smtp_outbox_set_sent_cb(SmtpOutbox *o, SmtpOutboxSentFn cb, void *userdata);
+
 /*
  * Queues a prepared message for account_id: the body is streamed into the
  * store, then the item is accepted with a barrier commit; cb then says it

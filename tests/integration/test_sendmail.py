@@ -2,6 +2,7 @@
 against the harness' real Postfix → LMTP → Dovecot, with tegamid on a private
 session bus (started by D-Bus activation in one case)."""
 import imaplib
+import json
 import os
 import ssl
 import subprocess
@@ -180,6 +181,69 @@ def test_outbox_goes_out_when_the_network_returns(sandbox, tmp_path):
         if added:
             subprocess.run(["ip", "addr", "del", "127.0.0.9/32", "dev", "lo"])
         fwd.close()
+        rc = d.stop()
+        bus.close()
+    assert rc == 0
+
+
+def sent_copies(sb, user, tok, timeout=30.0, expect=True):
+    """(flags, raw) of the messages in user's Sent folder whose Subject holds tok (waits for them)."""
+    ctx = ssl.create_default_context(cafile=sb.ca_file)
+    deadline = time.monotonic() + timeout
+    while True:
+        with imaplib.IMAP4_SSL(sb.host, sb.ports["imaps"], ssl_context=ctx) as m:
+            m.login(user, sb.users[user])
+            m.select("Sent", readonly=True)
+            _, data = m.search(None, "SUBJECT", tok)
+            found = []
+            for i in data[0].split():
+                _, parts = m.fetch(i, "(FLAGS BODY.PEEK[])")
+                found.append((parts[0][0], parts[0][1]))
+        if found or not expect or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)
+
+
+def test_copy_filed_in_sent_on_the_server(sandbox, daemon):
+    """IMAP account: once sent, the message is appended to the \\Sent folder, \\Seen, once, without Bcc."""
+    tok = token()
+    msg = ("From: alice@example.org\nTo: bob@example.org\nBcc: carol@example.org\nSubject: %s\n\nfor Sent\n"
+           % tok).encode()
+    r = sendmail(daemon, "-t", message=msg)
+    assert r.returncode == 0, r.stderr
+    assert len(delivered(sandbox, "bob@example.org", tok)) == 1
+    copies = sent_copies(sandbox, "alice@example.org", tok)
+    assert len(copies) == 1, copies
+    flags, raw = copies[0]
+    assert b"\\Seen" in flags, flags
+    assert b"Bcc:" not in raw and tok.encode() in raw
+    time.sleep(2)  # a later sync must not file it twice
+    assert len(sent_copies(sandbox, "alice@example.org", tok, timeout=0)) == 1
+
+
+def test_pop3_account_keeps_a_local_sent_copy(sandbox, tmp_path):
+    cfg = write_config(str(tmp_path / "config.ini"), (
+        "[store]\nkey = file\n\n"
+        "[account home]\naddress = alice@example.org\npassword = %s\npop3 = pop3s://%s:%d\n"
+        "smtp = smtps://%s:%d\nca_file = %s\n"
+        % (sandbox.users["alice@example.org"], sandbox.host, sandbox.ports["pop3s"], sandbox.host,
+           sandbox.ports["smtps"], sandbox.ca_file)))
+    bus = Bus()
+    d = Daemon(bus.env, cfg, str(tmp_path / "data"))
+    d.bus = bus
+    try:
+        d.wait_for("running")
+        tok = token()
+        msg = ("From: alice@example.org\nTo: bob@example.org\nSubject: %s\n\nkept here\n" % tok).encode()
+        assert sendmail(d, "-t", message=msg).returncode == 0
+        assert len(delivered(sandbox, "bob@example.org", tok)) == 1
+        d.wait_for("a copy is in the local Sent folder", timeout=20)
+        r = subprocess.run([TEGAMI, "--json", "list", "home", "Sent"], env=bus.env, capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 0, r.stderr
+        msgs = json.loads(r.stdout)["messages"]
+        assert len(msgs) == 1 and msgs[0]["subject"] == tok and "\\Seen" in msgs[0]["flags"], msgs
+    finally:
         rc = d.stop()
         bus.close()
     assert rc == 0
