@@ -456,13 +456,18 @@ def test_100mb_message_bounded_memory(bob, tmp_path):
     cfg = write_config(tmp_path, bob, store_key=True)
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if k != "DBUS_SESSION_BUS_ADDRESS"}
+    # Under ASan freed memory waits in a 256 MB quarantine: keep it small so RSS means something.
+    env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=1").lstrip(":")
     p = subprocess.Popen(["/usr/bin/time", "-f", "maxrss=%M", TEGAMID, "--config", cfg, "--data-dir", str(data),
                           "--once"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     out, err = p.communicate(timeout=600)
     assert p.returncode == 0, err[-3000:]
     rss_kb = int(re.search(r"maxrss=(\d+)", err).group(1))
     print("tegamid --once, one 100 MB message: peak RSS %d kB" % rss_kb)
-    assert rss_kb <= 32 * 1024, rss_kb
+    # The target is for a normal build; under ASan (shadow memory, its allocator) the bound only proves
+    # that the 100 MB body was never held whole.
+    asan = "libasan" in subprocess.run(["ldd", TEGAMID], capture_output=True, text=True).stdout
+    assert rss_kb <= (96 if asan else 32) * 1024, rss_kb
     _, msgs = local(cfg, data / "mail.db", "--encrypted")
     (flags, sha, mid), = msgs["INBOX"].values()
     assert sha == hashlib.sha256(big.replace(b"\n", b"\r\n")).hexdigest()
