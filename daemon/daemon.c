@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "daemon/daemon.h"
+#include "daemon/net/tls.h"
 #include "daemon/netmon.h"
 #include "store/keys.h"
 #include "util/log.h"
@@ -282,6 +283,7 @@ int daemon_reload(Daemon *d, char **errp) {
         config_free(d->config);
         d->config = c;
         d->n_reloads++;
+        net_tls_flush_contexts(); /* a ca_file may have changed */
         log_info("configuration reloaded: %zu account(s)", c->n_accounts);
         log_accounts(c);
         daemon_restart_sending(d);

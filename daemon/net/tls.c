@@ -70,10 +70,75 @@ static void load_system_trust(SSL_CTX *ctx) {
                 ERR_clear_error(); /* no system store: ca_file or a pin may still do */
 }
 
+/*
+ * Contexts by ca_file, kept for the life of the process (loop thread only):
+ * building one parses the trust anchors, which is most of the CPU of a short
+ * sync. net_tls_flush_contexts() drops them (a reload may point at new files).
+ */
+#define CTX_CACHE_MAX 8
+static struct {
+        char *ca_file; /* NULL: the system's anchors only */
+        SSL_CTX *ctx;
+        bool used;
+} ctx_cache[CTX_CACHE_MAX];
+
+void net_tls_flush_contexts(void) {
+        for (size_t i = 0; i < CTX_CACHE_MAX; i++) {
+                SSL_CTX_free(ctx_cache[i].ctx);
+                free(ctx_cache[i].ca_file);
+                ctx_cache[i].ctx = NULL;
+                ctx_cache[i].ca_file = NULL;
+                ctx_cache[i].used = false;
+        }
+}
+
+static bool same_file(const char *a, const char *b) {
+        return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* A new reference to the context for ca_file: from the cache, or built (and cached when there is room). */
+static int ctx_get(const char *ca_file, SSL_CTX **ctxp, char *err, size_t errsize) {
+        char reason[256];
+        SSL_CTX *ctx;
+
+        for (size_t i = 0; i < CTX_CACHE_MAX; i++)
+                if (ctx_cache[i].used && same_file(ctx_cache[i].ca_file, ca_file)) {
+                        SSL_CTX_up_ref(ctx_cache[i].ctx);
+                        *ctxp = ctx_cache[i].ctx;
+                        return 0;
+                }
+        ctx = SSL_CTX_new(TLS_client_method());
+        if (!ctx)
+                return -ENOMEM;
+        SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+        SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+        load_system_trust(ctx);
+        if (ca_file && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+                snprintf(err, errsize, "cannot load ca_file %s: %s", ca_file,
+                         openssl_reason(reason, sizeof reason, "unreadable"));
+                SSL_CTX_free(ctx);
+                return NET_TLS_FAILED;
+        }
+        for (size_t i = 0; i < CTX_CACHE_MAX; i++)
+                if (!ctx_cache[i].used) {
+                        char *name = ca_file ? strdup(ca_file) : NULL;
+
+                        if (ca_file && !name)
+                                break;
+                        ctx_cache[i].ca_file = name;
+                        ctx_cache[i].ctx = ctx;
+                        ctx_cache[i].used = true;
+                        SSL_CTX_up_ref(ctx);
+                        break;
+                }
+        *ctxp = ctx;
+        return 0;
+}
+
 int net_tls_new(const NetTlsConfig *cfg, NetTls **retp, char *err, size_t errsize) {
         _cleanup_(net_tls_freep) NetTls *t = NULL;
         X509_VERIFY_PARAM *param;
-        char reason[256];
+        int r;
 
         ERR_clear_error();
         t = calloc(1, sizeof *t);
@@ -83,17 +148,9 @@ int net_tls_new(const NetTlsConfig *cfg, NetTls **retp, char *err, size_t errsiz
         if (cfg->fingerprint)
                 snprintf(t->fingerprint, sizeof t->fingerprint, "%s", cfg->fingerprint);
 
-        t->ctx = SSL_CTX_new(TLS_client_method());
-        if (!t->ctx)
-                return -ENOMEM;
-        SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
-        SSL_CTX_set_options(t->ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-        load_system_trust(t->ctx);
-        if (cfg->ca_file && SSL_CTX_load_verify_locations(t->ctx, cfg->ca_file, NULL) != 1) {
-                snprintf(err, errsize, "cannot load ca_file %s: %s", cfg->ca_file,
-                         openssl_reason(reason, sizeof reason, "unreadable"));
-                return NET_TLS_FAILED;
-        }
+        r = ctx_get(cfg->ca_file, &t->ctx, err, errsize);
+        if (r != 0)
+                return r;
 
         t->ssl = SSL_new(t->ctx);
         t->rbio = BIO_new(BIO_s_mem());

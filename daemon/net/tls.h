@@ -37,6 +37,9 @@ int net_tls_new(const NetTlsConfig *cfg, NetTls **retp, char *err, size_t errsiz
 
 /* Frees t; accepts NULL; returns NULL. */
 NetTls *net_tls_free(NetTls *t);
+
+/* Forgets the TLS contexts kept between connections (after a reload: ca_file may have changed). */
+void net_tls_flush_contexts(void);
 DEFINE_CLEANUP_FUNC(NetTls *, net_tls_free);
 
 /* Hands ciphertext read from the socket to the engine. Returns 0 or -ENOMEM. */
