@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/imap/push.h"
 #include "daemon/imap/sync.h"
 #include "daemon/pop3/fetch.h"
 #include "daemon/scheduler.h"
@@ -51,6 +52,8 @@ struct SchedJob {
         Pop3Fetch *dry_fetch;   /* the dry run at work; it holds the account like a run */
         SchedulerPlanFn dry_answer_cb; /* the one at work, until its plan is handed over */
         void *dry_answer_userdata;
+        ImapPush *push;    /* IMAP: the watching connection that asks for a sync when something changed */
+        bool push_stopped; /* it hit a permanent failure: restarted after the next good sync */
 };
 
 struct Scheduler {
@@ -84,6 +87,55 @@ uint64_t sched_poll_delay_ms(unsigned interval_s, uint32_t login_delay_s, uint32
         if (delay < (uint64_t)login_delay_s * 1000)
                 delay = (uint64_t)login_delay_s * 1000;
         return delay;
+}
+
+static void job_arm(SchedJob *j, uint64_t delay_ms);
+static void sched_maybe_free(Scheduler *s);
+
+/* ---- push --------------------------------------------------------------------------------- */
+
+/* The server says something changed: sync now (LIST-STATUS keeps it to the changed folders). */
+static void push_changed_cb(ImapPush *p, const char *account, const char *folder, void *userdata) {
+        SchedJob *j = userdata;
+
+        if (j->sched->closing || j->state == SCHED_STATE_ERROR)
+                return;
+        log_acct_debug(account, "push: %s changed: syncing", folder ? folder : "the folder list");
+        if (j->running)
+                j->again = true;
+        else
+                job_arm(j, 0);
+}
+
+static void push_state_cb(ImapPush *p, ImapPushState state, const char *reason, void *userdata) {
+        SchedJob *j = userdata;
+
+        switch (state) {
+        case IMAP_PUSH_CONNECTED:
+                log_acct_info(j->acct->name, "push: watching the server (%s)",
+                              imap_push_mode_to_string(imap_push_get_mode(p)));
+                break;
+        case IMAP_PUSH_RECONNECTING:
+                log_warning("%s; push reconnects in %llu s", reason ? reason : "push: connection lost",
+                            (unsigned long long)((imap_push_get_retry_ms(p) + 999) / 1000));
+                break;
+        case IMAP_PUSH_STOPPED:
+                /* The sync reports the same failure as the account's error; push waits for a good sync. */
+                log_warning("%s; push stopped", reason ? reason : "push: stopped");
+                j->push_stopped = true;
+                break;
+        }
+}
+
+static const ImapPushOps push_ops = {.changed = push_changed_cb, .state = push_state_cb};
+
+static void push_closed_cb(ImapPush *p, void *userdata) {
+        SchedJob *j = userdata;
+        Scheduler *s = j->sched;
+
+        j->push = NULL;
+        s->n_timers_open--;
+        sched_maybe_free(s);
 }
 
 static void sched_maybe_free(Scheduler *s) {
@@ -185,6 +237,10 @@ void sched_job_done(SchedJob *j, const SchedRun *run) {
                 backoff_reset(&j->backoff);
                 j->state = SCHED_STATE_IDLE;
                 delay = sched_poll_delay_ms(j->acct->poll_interval, run->login_delay_seconds, randombytes_random());
+                if (j->push && j->push_stopped && !s->closing) {
+                        j->push_stopped = false; /* what stopped it is fixed: the sync logged in */
+                        (void)imap_push_start(j->push);
+                }
         } else if (j->cancelled || s->closing) {
                 j->state = SCHED_STATE_IDLE;
         } else if (backoff_next(&j->backoff, run->failure, &delay) == BACKOFF_STOP) {
@@ -429,6 +485,12 @@ int scheduler_new(uv_loop_t *loop, Store *store, Config *config, const SchedEngi
                 s->n_timers_open++;
                 j->state = SCHED_STATE_IDLE;
                 job_arm(j, (uint64_t)n_started++ * SCHED_START_STAGGER_MS);
+                if (a->imap.proto == SERVER_IMAP && engines == &sched_default_engines &&
+                    imap_push_new(loop, a, NULL, &push_ops, j, &j->push) == 0) {
+                        s->n_timers_open++; /* closed with the timers */
+                        if (imap_push_start(j->push) < 0)
+                                j->push_stopped = true;
+                }
         }
         *retp = s;
         return 0;
@@ -484,6 +546,8 @@ void scheduler_retry_now(Scheduler *s) {
         for (size_t i = 0; i < s->n_jobs; i++) {
                 SchedJob *j = &s->jobs[i];
 
+                if (j->push)
+                        imap_push_retry_now(j->push);
                 if (j->state == SCHED_STATE_RETRY && !j->running && j->timer_open) {
                         log_acct_info(j->acct->name, "%s: network changed: retrying now", j->engine->name);
                         job_arm(j, 0);
@@ -545,6 +609,8 @@ void scheduler_close(Scheduler *s, SchedulerClosedFn cb, void *userdata) {
                         j->timer_open = false;
                         uv_close((uv_handle_t *)&j->timer, timer_closed_cb);
                 }
+                if (j->push)
+                        imap_push_close(j->push, push_closed_cb);
         }
         sched_maybe_free(s);
 }

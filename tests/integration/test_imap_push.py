@@ -386,3 +386,47 @@ def test_delivery_to_changed_latency(sb, tmp_path, notify, capsys):
     # lib-storage's mailbox-watch.c for IDLE, mailbox-list-index-notify.c for NOTIFY): the server, not
     # this client, sets this floor (measured here: about 350 ms with NOTIFY, 500 ms with IDLE).
     assert med <= 600, delays
+
+
+# ---- in tegamid: push drives the sync ----
+
+def test_tegamid_new_mail_by_push_without_polling(sb, tmp_path):
+    """tegamid with poll_interval an hour: mail delivered over LMTP reaches NewMail through push
+    (NOTIFY → sync of the changed folder) within seconds; the delay from delivery to NewMail is printed."""
+    import json
+    from tegami_bus import TEGAMI, Bus, Daemon
+    from tegami_bus import write_config as write_cfg
+    cfg = write_cfg(str(tmp_path / "daemon.ini"), (
+        "[store]\nkey = file\n\n[account home]\naddress = %s\npassword = %s\nimap = imaps://%s:%d\n"
+        "ca_file = %s\npoll_interval = 3600\n" % (USER, sb.users[USER], sb.host, sb.ports["imaps"], sb.ca_file)))
+    bus = Bus()
+    d = Daemon(bus.env, cfg, str(tmp_path / "data"))
+    watch = None
+    try:
+        d.wait_for("push: watching the server", timeout=30)
+        d.wait_for("imap: ", timeout=30)  # the first sync is done
+        watch = subprocess.Popen([TEGAMI, "--json", "watch"], env=bus.env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True)
+        lines = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(l) for l in watch.stdout], daemon=True).start()
+        time.sleep(0.5)
+        delays = []
+        for i in range(5):
+            t0 = time.monotonic()
+            sb.deliver(USER, message(900 + i, tag="daemon"))
+            while True:
+                ev = json.loads(lines.get(timeout=15))
+                if ev["signal"] == "NewMail" and ev["args"][:2] == ["home", "INBOX"]:
+                    delays.append(time.monotonic() - t0)
+                    break
+            time.sleep(0.3)
+        print("LMTP delivery -> NewMail in tegamid (push, NOTIFY): median %.0f ms, max %.0f ms over %d"
+              % (statistics.median(delays) * 1000, max(delays) * 1000, len(delays)))
+        assert max(delays) < 5, delays  # far sooner than the hour-long poll
+    finally:
+        if watch:
+            watch.terminate()
+            watch.wait(timeout=5)
+        rc = d.stop()
+        bus.close()
+    assert rc == 0
