@@ -431,6 +431,15 @@ void imap_sync_push_start(ImapSync *s) {
                 }
                 case STORE_PENDING_APPEND:
                         done[i] = true;
+                        if (s->f->role == STORE_ROLE_SENT && imap_client_has_cap(s->client, "X-GM-EXT-1")) {
+                                /* Gmail files what went through its SMTP in Sent itself: a copy would be a
+                                 * duplicate. */
+                                log_acct_info(s->a->name, "imap: %s: the server files sent mail itself (Gmail); "
+                                                          "no copy appended",
+                                              s->f->name);
+                                drop[n_drop++] = p->id;
+                                break;
+                        }
                         r = push_append(s, p);
                         break;
                 }

@@ -531,3 +531,30 @@ def test_connection_cut_mid_sync_then_resume(bob, tmp_path):
     with Server(bob) as s:
         want = s.messages("INBOX")
     assert msgs["INBOX"] == want and len(want) == n
+
+
+def test_gmail_files_sent_mail_itself(bob, tmp_path):
+    """A server advertising X-GM-EXT-1 (Gmail) files what its SMTP sent in Sent: a copy waiting for
+    Sent is dropped, not appended; elsewhere the same copy is appended."""
+    from test_imap_client import ImapProxy
+    cfg = write_config(tmp_path, bob)
+    store = tmp_path / "store.db"
+    sync(cfg, store)
+    copy = tmp_path / "sent.eml"
+    copy.write_bytes(message(500, tag="sent-copy"))
+    assert tool(cfg, store, "--append", "Sent", copy).rc == 0
+    proxy = ImapProxy(bob.ports["imap"], replace=[(b"IMAP4rev1 ", b"IMAP4rev1 X-GM-EXT-1 ")])
+    r = tool(proxied_config(tmp_path, bob, proxy), store)
+    proxy.close()
+    assert r.rc == 0, r
+    assert not any(c[1] == "APPEND" for c in proxy.commands), proxy.commands
+    assert "files sent mail itself" in r.err, r
+    r = sync(cfg, store)  # the dropped copy does not come back through the real server
+    with Server(bob) as s:
+        assert s.messages("Sent") == {}, s.messages("Sent")
+    # Without the capability the copy goes in.
+    assert tool(cfg, store, "--append", "Sent", copy).rc == 0
+    r = sync(cfg, store)
+    assert r["pushed"] == 1, r
+    with Server(bob) as s:
+        assert len(s.messages("Sent")) == 1

@@ -247,3 +247,30 @@ def test_pop3_account_keeps_a_local_sent_copy(sandbox, tmp_path):
         rc = d.stop()
         bus.close()
     assert rc == 0
+
+
+def test_copy_filed_in_sent_through_smtps(sandbox, tmp_path):
+    """The same through implicit TLS (465): delivered without Bcc, one \\Seen copy in Sent."""
+    cfg = write_config(str(tmp_path / "config.ini"), (
+        "[store]\nkey = file\n\n"
+        "[account work]\naddress = alice@example.org\npassword = %s\nimap = imaps://%s:%d\n"
+        "smtp = smtps://%s:%d\nca_file = %s\n"
+        % (sandbox.users["alice@example.org"], sandbox.host, sandbox.ports["imaps"], sandbox.host,
+           sandbox.ports["smtps"], sandbox.ca_file)))
+    bus = Bus()
+    d = Daemon(bus.env, cfg, str(tmp_path / "data"))
+    d.bus = bus
+    try:
+        d.wait_for("running")
+        tok = token()
+        msg = ("From: alice@example.org\nTo: bob@example.org\nBcc: carol@example.org\nSubject: %s\n\n465\n"
+               % tok).encode()
+        assert sendmail(d, "-t", message=msg).returncode == 0
+        got = delivered(sandbox, "bob@example.org", tok)
+        assert len(got) == 1 and b"Bcc:" not in got[0]
+        copies = sent_copies(sandbox, "alice@example.org", tok)
+        assert len(copies) == 1 and b"\\Seen" in copies[0][0], copies
+    finally:
+        rc = d.stop()
+        bus.close()
+    assert rc == 0
