@@ -128,6 +128,8 @@ static void sched_started_cb(const char *account, void *userdata) {
 static void sched_finished_cb(const char *account, const SchedRun *run, void *userdata) {
         Daemon *d = userdata;
 
+        if (d->sending && run->r >= 0)
+                sending_account_synced(d->sending, account);
         if (d->listener && d->listener->sync_finished)
                 d->listener->sync_finished(account, run, d->listener_userdata);
 }

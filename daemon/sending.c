@@ -58,10 +58,25 @@ struct Sending {
         SendingCopyFn copy_cb;
         void *copy_userdata;
         unsigned n_copies; /* copies to Sent being recorded: closing waits for them */
+        struct CopyOp *copies_waiting; /* IMAP copies whose Sent folder is not known before a sync */
         bool outbox_closed;
 };
 
+/* A copy of a sent message on its way to Sent. */
+typedef struct CopyOp {
+        struct CopyOp *next; /* in copies_waiting */
+        Sending *s;
+        size_t account; /* config index */
+        int64_t folder_id;
+        int64_t outbox_id;
+        StoreCid cid;
+} CopyOp;
+
 static void sending_free(Sending *s) {
+        for (struct CopyOp *c = s->copies_waiting, *next; c; c = next) {
+                next = c->next;
+                free(c);
+        }
         for (Waiting *w = s->waiting, *next; w; w = next) {
                 next = w->next;
                 w->cb(-ECANCELED, 0, w->userdata);
@@ -128,13 +143,6 @@ void sending_set_copy_cb(Sending *s, SendingCopyFn cb, void *userdata) {
 
 /* ---- the copy to Sent --------------------------------------------------------------------- */
 
-typedef struct CopyOp {
-        Sending *s;
-        size_t account; /* config index */
-        int64_t folder_id;
-        int64_t outbox_id;
-        StoreCid cid;
-} CopyOp;
 
 static void copy_done_cb(int r, int64_t id, void *userdata) {
         CopyOp *c = userdata;
@@ -248,10 +256,12 @@ static void sent_cb(SmtpOutbox *o, int64_t id, int64_t account_id, const StoreCi
                                         .cid = *cid};
 
                 if (!c->folder_id) {
-                        log_acct_warning(a->name, "outbox: item %" PRId64 ": no %s folder known yet: no copy filed",
-                                         id, a->sent_folder ? a->sent_folder : "Sent");
+                        /* The account has not been synced yet: its folders come with the sync asked for here. */
                         s->n_copies--;
-                        free(c);
+                        c->next = s->copies_waiting;
+                        s->copies_waiting = c;
+                        if (s->copy_cb)
+                                s->copy_cb(a->name, s->copy_userdata);
                         return;
                 }
                 r = store_pending_add(s->store, &p, copy_done_cb, c);
@@ -266,6 +276,45 @@ static void sent_cb(SmtpOutbox *o, int64_t id, int64_t account_id, const StoreCi
         }
         if (r < 0)
                 copy_done_cb(r, 0, c);
+}
+
+void sending_account_synced(Sending *s, const char *account) {
+        for (CopyOp **cp = &s->copies_waiting; *cp;) {
+                CopyOp *c = *cp;
+                const Account *a = &s->config->accounts[c->account];
+                StoreFolder *folders = NULL;
+                size_t n = 0;
+                int r;
+
+                if (strcmp(a->name, account) != 0) {
+                        cp = &c->next;
+                        continue;
+                }
+                *cp = c->next;
+                c->next = NULL;
+                r = store_folder_list(s->store, s->account_ids[c->account], &folders, &n);
+                for (size_t k = 0; r >= 0 && k < n && !c->folder_id; k++)
+                        if (a->sent_folder ? strcmp(folders[k].name, a->sent_folder) == 0
+                                           : folders[k].role == STORE_ROLE_SENT)
+                                c->folder_id = folders[k].id;
+                store_folder_list_free(folders, n);
+                if (!c->folder_id) {
+                        log_acct_warning(a->name, "outbox: item %" PRId64 ": the server has no %s folder: no copy filed",
+                                         c->outbox_id, a->sent_folder ? a->sent_folder : "Sent (\\Sent)");
+                        free(c);
+                        continue;
+                }
+                StorePendingChange p = {.account_id = s->account_ids[c->account],
+                                        .kind = STORE_PENDING_APPEND,
+                                        .folder_id = c->folder_id,
+                                        .flags_add = STORE_FLAG_SEEN,
+                                        .has_cid = true,
+                                        .cid = c->cid};
+                s->n_copies++;
+                r = store_pending_add(s->store, &p, copy_done_cb, c);
+                if (r < 0)
+                        copy_done_cb(r, 0, c);
+        }
 }
 
 void sending_set_event_cb(Sending *s, SendingEventFn cb, void *userdata) {

@@ -61,6 +61,9 @@ void sending_set_event_cb(Sending *s, SendingEventFn cb, void *userdata);
 typedef void (*SendingCopyFn)(const char *account, void *userdata);
 void sending_set_copy_cb(Sending *s, SendingCopyFn cb, void *userdata);
 
+/* account was synced: copies to Sent that waited for its folders are filed now. */
+void sending_account_synced(Sending *s, const char *account);
+
 /* Every queued message is due now (connectivity came back, or a user asked). */
 void sending_kick(Sending *s);
 
