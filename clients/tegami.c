@@ -70,7 +70,9 @@ static void usage(FILE *f) {
               "                         fetch a POP3 account now; --dry-run lists what a fetch\n"
               "                         would download, delete or keep, and why, changing nothing\n"
               "  watch                  print tegamid's signals, one per line, until interrupted\n"
-              "  search QUERY, rekey    not available yet in this version\n\n"
+              "  rekey                  re-encrypt the whole store under a new data key (the\n"
+              "                         passphrase is asked for a passphrase-protected store)\n"
+              "  search QUERY           not available yet in this version\n\n"
               "Options:\n"
               "  -j, --json             print JSON instead of text\n"
               "  -V, --version          print the version and exit\n"
@@ -412,6 +414,57 @@ static int cmd_unlock(DBusConnection *conn, bool json) {
         return 0;
 }
 
+/* Calls method(passphrase ay); the reply, or NULL with e set. */
+static DBusMessage *call_passphrase(DBusConnection *conn, const char *method, const char *pass, DBusError *e) {
+        DBusMessage *m = cli_method(method), *reply;
+        const char *bytes = pass ? pass : "";
+        int n = pass ? (int)strlen(pass) : 0;
+
+        if (!m || !dbus_message_append_args(m, DBUS_TYPE_ARRAY, DBUS_TYPE_BYTE, &bytes, n, DBUS_TYPE_INVALID)) {
+                if (m)
+                        dbus_message_unref(m);
+                dbus_set_error_const(e, DBUS_ERROR_NO_MEMORY, "out of memory");
+                return NULL;
+        }
+        /* Argon2id and re-encrypting every page take a while: allow for a slow machine and a big store. */
+        reply = dbus_connection_send_with_reply_and_block(conn, m, 30 * 60 * 1000, e);
+        dbus_message_unref(m);
+        return reply;
+}
+
+/* rekey: a new data key for the whole store; the passphrase is asked only when the store has one. */
+static int cmd_rekey(DBusConnection *conn, bool json) {
+        DBusMessage *reply;
+        DBusError e;
+
+        dbus_error_init(&e);
+        reply = call_passphrase(conn, "Rekey", NULL, &e);
+        if (!reply && e.name && strcmp(e.name, "org.tegami.Mail1.Error.InvalidArgs") == 0) {
+                char *pass;
+
+                dbus_error_free(&e);
+                pass = read_passphrase();
+                if (!pass || !*pass) {
+                        fputs("tegami rekey: no passphrase given\n", stderr);
+                        if (pass)
+                                sodium_free(pass);
+                        return EXIT_USAGE;
+                }
+                reply = call_passphrase(conn, "Rekey", pass, &e);
+                sodium_free(pass);
+        }
+        if (!reply) {
+                int r = cli_error_means_unavailable(e.name) ? EXIT_UNAVAILABLE : EXIT_DAEMON;
+
+                fprintf(stderr, "tegami rekey: %s\n", e.message);
+                dbus_error_free(&e);
+                return r;
+        }
+        dbus_message_unref(reply);
+        puts(json ? "{\"rekeyed\": true}" : "store re-encrypted under a new data key");
+        return 0;
+}
+
 static const char *opt_account;
 
 static int cmd_send(DBusConnection *conn, bool json) {
@@ -471,6 +524,10 @@ static int run_unlock(DBusConnection *conn, const CliArgs *a) {
         return cmd_unlock(conn, a->json);
 }
 
+static int run_rekey(DBusConnection *conn, const CliArgs *a) {
+        return cmd_rekey(conn, a->json);
+}
+
 static int run_send(DBusConnection *conn, const CliArgs *a) {
         return cmd_send(conn, a->json);
 }
@@ -484,6 +541,7 @@ typedef struct Command {
 /* `flag` takes "-seen" as an argument, not as an option (see main()). */
 static const Command commands[] = {
         { "status", run_status, 0 },   { "accounts", run_accounts, 0 }, { "unlock", run_unlock, 0 },
+        { "rekey", run_rekey, 0 },
         { "send", run_send, 0 },       { "folders", cmd_folders, 1 },   { "list", cmd_list, 2 },
         { "show", cmd_show, 1 },       { "flag", cmd_flag, SIZE_MAX },  { "move", cmd_move, SIZE_MAX },
         { "delete", cmd_delete, SIZE_MAX }, { "outbox", cmd_outbox, 2 },
@@ -506,7 +564,7 @@ static bool parse_number(const char *s, uint64_t max, uint64_t *vp) {
 }
 
 int main(int argc, char **argv) {
-        static const char *const later[] = { "search", "rekey" };
+        static const char *const later[] = { "search" };
         const Command *cmd = NULL;
         CliArgs a = {};
         DBusConnection *conn;

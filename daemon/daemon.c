@@ -48,15 +48,33 @@ int daemon_init(Daemon *d, uv_loop_t *loop, Config *config, const char *config_p
         return 0;
 }
 
+struct DaemonRekey {
+        uv_work_t work;
+        Daemon *daemon;
+        KeysKind kind;
+        char *passphrase; /* secret memory, or NULL */
+        uint8_t *key;     /* the new data key, from keys_open after the rekey */
+        char *message;
+        int r;
+        bool closing; /* past the passphrase check: the engines stop and the store closes */
+        DaemonRekeyFn cb;
+        void *userdata;
+};
+
+static void rekey_start_work(Daemon *d);
+
 static void store_closed_cb(void *userdata) {
         Daemon *d = userdata;
 
         log_debug("store %s closed", d->store_path);
+        if (d->rekey && d->rekey->closing)
+                rekey_start_work(d);
 }
 
 /* The store closes only once every outbox engine that used it is gone. */
 static void maybe_close_store(Daemon *d) {
-        if (d->stopping && d->store && !d->sending && d->n_sendings_closing == 0 && d->n_store_holds == 0) {
+        if ((d->stopping || (d->rekey && d->rekey->closing)) && d->store && !d->sending && d->n_sendings_closing == 0 &&
+            d->n_store_holds == 0) {
                 /* The writer finishes its queue, then store_closed_cb; the loop runs until then. */
                 store_close(d->store, store_closed_cb, d);
                 d->store = NULL;
@@ -360,6 +378,137 @@ int daemon_unlock(Daemon *d, const char *passphrase, DaemonUnlockFn cb, void *us
         }
         d->unlock = u;
         return 0;
+}
+
+static void rekey_close_store(Daemon *d);
+
+/* Passphrase stores: the passphrase unwraps the current key (Argon2id: on the thread pool). */
+static void rekey_check_work_cb(uv_work_t *w) {
+        DaemonRekey *rk = container_of(w, DaemonRekey, work);
+        uint8_t *key = NULL;
+
+        rk->r = keys_open(rk->daemon->store_path, rk->kind, rk->passphrase, &key, &rk->message);
+        keys_free(key);
+}
+
+static void rekey_check_after_cb(uv_work_t *w, int status) {
+        DaemonRekey *rk = container_of(w, DaemonRekey, work);
+        Daemon *d = rk->daemon;
+
+        if (rk->r == 0 && status == 0 && !d->stopping && d->store) {
+                rekey_close_store(d);
+                return;
+        }
+        d->rekey = NULL;
+        if (rk->r == 0)
+                rk->r = -ECANCELED;
+        rk->cb(rk->r, rk->message ? rk->message : strerror(rk->r < 0 ? -rk->r : EINVAL), rk->userdata);
+        secret_free(rk->passphrase);
+        free(rk->message);
+        free(rk);
+}
+
+static void rekey_work_cb(uv_work_t *w) {
+        DaemonRekey *rk = container_of(w, DaemonRekey, work);
+        const char *path = rk->daemon->store_path;
+
+        rk->r = keys_rekey(path, rk->kind, rk->passphrase, &rk->message);
+        /* Reopen under whichever key now stands: the new one, or the old one when the rekey was rolled back. */
+        if (keys_open(path, rk->kind, rk->passphrase, &rk->key, rk->r == 0 ? &rk->message : NULL) != 0)
+                rk->key = NULL;
+}
+
+static void rekey_after_cb(uv_work_t *w, int status) {
+        DaemonRekey *rk = container_of(w, DaemonRekey, work);
+        Daemon *d = rk->daemon;
+        char *open_err = NULL;
+
+        d->rekey = NULL;
+        if (status == UV_ECANCELED && rk->r == 0)
+                rk->r = -ECANCELED;
+        if (!d->stopping) {
+                if (!rk->key || daemon_open_store(d, rk->key, &open_err) != 0) {
+                        log_error("store %s: cannot reopen after the rekey: %s", d->store_path,
+                                  open_err ? open_err : "the key could not be unwrapped");
+                        if (rk->r == 0)
+                                rk->r = -EIO;
+                } else if (d->listener && d->listener->config_changed)
+                        d->listener->config_changed(d->listener_userdata);
+        }
+        if (rk->r == 0)
+                log_notice("store %s re-encrypted under a new data key", d->store_path);
+        else
+                log_warning("rekey failed: %s", rk->message ? rk->message : strerror(rk->r < 0 ? -rk->r : EINVAL));
+        rk->cb(rk->r, rk->message ? rk->message : rk->r == 0 ? "rekeyed" : strerror(rk->r < 0 ? -rk->r : EINVAL),
+               rk->userdata);
+        free(open_err);
+        keys_free(rk->key);
+        secret_free(rk->passphrase);
+        free(rk->message);
+        free(rk);
+}
+
+/* The store is closed: re-encrypt it off the loop. */
+static void rekey_start_work(Daemon *d) {
+        DaemonRekey *rk = d->rekey;
+        int r = uv_queue_work(d->loop, &rk->work, rekey_work_cb, rekey_after_cb);
+
+        if (r < 0) {
+                rk->r = r;
+                rekey_after_cb(&rk->work, r);
+        }
+}
+
+int daemon_rekey(Daemon *d, const char *passphrase, DaemonRekeyFn cb, void *userdata) {
+        KeysKind kind = (KeysKind)d->config->store_key;
+        DaemonRekey *rk;
+
+        if (d->locked || d->stopping || !d->store)
+                return -EAGAIN;
+        if (d->unlock || d->rekey)
+                return -EBUSY;
+        if (keys_stored_kind(d->store_path, &kind) < 0)
+                return -ENOENT;
+        if (kind == KEYS_KIND_PASSPHRASE && (!passphrase || !*passphrase))
+                return -EINVAL;
+        rk = calloc(1, sizeof *rk);
+        if (!rk)
+                return -ENOMEM;
+        *rk = (DaemonRekey){.daemon = d, .kind = kind, .cb = cb, .userdata = userdata};
+        if (kind == KEYS_KIND_PASSPHRASE && !(rk->passphrase = secret_strdup(passphrase))) {
+                free(rk);
+                return -ENOMEM;
+        }
+        d->rekey = rk;
+        if (kind == KEYS_KIND_PASSPHRASE) {
+                /* A wrong passphrase must not leave the store closed: check it first, the store still open. */
+                int r = uv_queue_work(d->loop, &rk->work, rekey_check_work_cb, rekey_check_after_cb);
+
+                if (r < 0) {
+                        d->rekey = NULL;
+                        secret_free(rk->passphrase);
+                        free(rk);
+                }
+                return r;
+        }
+        rekey_close_store(d);
+        return 0;
+}
+
+/* Past the checks: the engines go (their sessions are cancelled safely), the store closes after them,
+ * and store_closed_cb starts the work. */
+static void rekey_close_store(Daemon *d) {
+        d->rekey->closing = true;
+        log_info("store %s: rekey: stopping the engines and closing the store", d->store_path);
+        if (d->sending) {
+                d->n_sendings_closing++;
+                sending_close(TAKE_PTR(d->sending), sending_closed_cb, d);
+        }
+        if (d->scheduler) {
+                daemon_store_hold(d);
+                scheduler_close(TAKE_PTR(d->scheduler), scheduler_closed_cb, d);
+        }
+        maybe_close_store(d);
 }
 
 void daemon_stop(Daemon *d, int exit_code) {

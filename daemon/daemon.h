@@ -29,6 +29,7 @@ typedef struct DaemonListener {
 } DaemonListener;
 
 typedef struct DaemonUnlock DaemonUnlock;
+typedef struct DaemonRekey DaemonRekey;
 
 /* Called once when an unlock started by daemon_unlock() ends: 0, or a KEYS_E_*
  * code / negative errno with message saying why. */
@@ -49,6 +50,7 @@ typedef struct Daemon {
         Store *store;       /* NULL while locked (passphrase kind) or closed */
         bool locked;        /* waiting for the passphrase */
         DaemonUnlock *unlock; /* in flight, at most one */
+        DaemonRekey *rekey;   /* in flight, at most one: the store is closed meanwhile */
         Sending *sending;   /* the outbox engine, while the store is open */
         unsigned n_sendings_closing; /* replaced by a reload or stopping; the store closes after them */
         unsigned n_store_holds;      /* engines still using the store (daemon_store_hold) */
@@ -90,6 +92,19 @@ void daemon_stop(Daemon *d, int exit_code);
  * before closing the store. */
 void daemon_store_hold(Daemon *d);
 void daemon_store_release(Daemon *d);
+
+/* Called once when a rekey ends: 0 (the store is open again under a new data key), or a KEYS_E_*
+ * code / negative errno with message saying why (the store is then reopened as it was when it can be). */
+typedef void (*DaemonRekeyFn)(int r, const char *message, void *userdata);
+
+/*
+ * Re-encrypts the whole store under a new random data key: the engines stop,
+ * the store closes, keys_rekey() runs on the thread pool, the store reopens
+ * and the engines start again. passphrase: the store's, for a passphrase
+ * store (NULL otherwise). Returns 0 (cb follows once), -EAGAIN while locked,
+ * -EBUSY while an unlock or another rekey runs.
+ */
+int daemon_rekey(Daemon *d, const char *passphrase, DaemonRekeyFn cb, void *userdata);
 
 /* Syncs account (NULL: all) now: 0, -ENOENT for no such account, -EAGAIN while the store is locked. */
 int daemon_sync_now(Daemon *d, const char *account);

@@ -168,6 +168,33 @@ int service_unlock(Daemon *d, const char *passphrase, ServiceUnlockFn cb, void *
         return r;
 }
 
+int service_rekey(Daemon *d, const char *passphrase, ServiceUnlockFn cb, void *userdata, const char **messagep) {
+        ServiceUnlock *u = malloc(sizeof *u);
+        int r;
+
+        *messagep = NULL;
+        if (!u)
+                return -ENOMEM;
+        *u = (ServiceUnlock){ .cb = cb, .userdata = userdata };
+        r = daemon_rekey(d, passphrase, unlock_done_cb, u);
+        if (r == 0)
+                return 0;
+        free(u);
+        switch (r) {
+        case -EAGAIN:
+                *messagep = d->locked ? "the store is locked: run `tegami unlock` first" : "the store is not open";
+                return SERVICE_ERROR_LOCKED;
+        case -EBUSY:
+                *messagep = "an unlock or a rekey is already running";
+                return SERVICE_ERROR_BUSY;
+        case -EINVAL:
+                *messagep = "the store is protected by a passphrase: give it";
+                return SERVICE_ERROR_INVALID_ARGS;
+        default:
+                return r;
+        }
+}
+
 typedef struct ServiceSend {
         Daemon *d;
         ServiceSendFn cb;

@@ -101,6 +101,14 @@ typedef void (*ServiceUnlockFn)(ServiceError e, const char *message, void *userd
  */
 int service_unlock(Daemon *d, const char *passphrase, ServiceUnlockFn cb, void *userdata, const char **messagep);
 
+/*
+ * Re-encrypts the store under a new data key (daemon_rekey): cb follows once,
+ * like unlock's (a wrong passphrase is AUTH_FAILED). At once: LOCKED, BUSY
+ * (an unlock or rekey runs), INVALID_ARGS (a passphrase store needs its
+ * passphrase), with *messagep (static text).
+ */
+int service_rekey(Daemon *d, const char *passphrase, ServiceUnlockFn cb, void *userdata, const char **messagep);
+
 /* Called once when service_send() ends: SERVICE_ERROR_NONE and the outbox id
  * once the message is stored durably, or why not. */
 typedef void (*ServiceSendFn)(ServiceError e, const char *message, int64_t id, void *userdata);

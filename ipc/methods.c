@@ -683,6 +683,47 @@ static DBusMessage *method_unlock(IpcServer *s, DBusMessage *m, const IpcObject 
         return ipc_reply_error(m, ipc_error_name((ServiceError)r), "Unlock: %s", why);
 }
 
+static void rekey_done_cb(ServiceError e, const char *message, void *userdata) {
+        PendingReply *p = userdata;
+
+        if (e == SERVICE_ERROR_NONE)
+                ipc_pending_reply_send(p, dbus_message_new_method_return(p->call));
+        else
+                ipc_pending_reply_send(p, ipc_reply_error(p->call, ipc_error_name(e), "Rekey: %s", message));
+}
+
+static DBusMessage *method_rekey(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        DBusMessageIter it, a;
+        const char *bytes;
+        int n = 0;
+
+        dbus_message_iter_init(m, &it);
+        dbus_message_iter_recurse(&it, &a);
+        dbus_message_iter_get_fixed_array(&a, &bytes, &n);
+        if (n > IPC_PASSPHRASE_MAX)
+                return ipc_reply_invalid(m, "the passphrase must be at most 4096 bytes");
+        if (n > 0 && memchr(bytes, '\0', (size_t)n))
+                return ipc_reply_invalid(m, "the passphrase must not contain NUL bytes");
+
+        _cleanup_secret_ char *passphrase = secret_strndup(n > 0 ? bytes : "", (size_t)n);
+        PendingReply *p;
+        const char *why;
+        int r;
+
+        if (!passphrase)
+                return NULL;
+        p = ipc_pending_reply_new(s, m);
+        if (!p)
+                return NULL;
+        r = service_rekey(s->daemon, n > 0 ? passphrase : NULL, rekey_done_cb, p, &why);
+        if (r == 0)
+                return IPC_REPLY_DEFERRED;
+        ipc_pending_reply_free(p);
+        if (r < 0)
+                return ipc_reply_error(m, DBUS_ERROR_FAILED, "Rekey: %s", strerror(-r));
+        return ipc_reply_error(m, ipc_error_name((ServiceError)r), "Rekey: %s", why);
+}
+
 #define ALL (IPC_OBJECT_PARENT | IPC_OBJECT_MANAGER | IPC_OBJECT_ACCOUNT_DIR | IPC_OBJECT_ACCOUNT)
 #define WITH_PROPS (IPC_OBJECT_MANAGER | IPC_OBJECT_ACCOUNT)
 #define MGR IPC_OBJECT_MANAGER
@@ -710,6 +751,7 @@ const IpcMethod ipc_methods[] = {
         { MGR, M1, "RetryOutbox", "t", ipc_method_outbox_edit },
         { MGR, M1, "CancelOutbox", "t", ipc_method_outbox_edit },
         { MGR, M1, "Unlock", "ay", method_unlock },
+        { MGR, M1, "Rekey", "ay", method_rekey },
         { MGR, M1, "Reload", "", method_reload },
 };
 
