@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "clients/cli.h"
+#include "clients/search-cmd.h"
 #include "clients/send.h"
 #include "util/macro.h"
 
@@ -72,7 +73,10 @@ static void usage(FILE *f) {
               "  watch                  print tegamid's signals, one per line, until interrupted\n"
               "  rekey                  re-encrypt the whole store under a new data key (the\n"
               "                         passphrase is asked for a passphrase-protected store)\n"
-              "  search QUERY           not available yet in this version\n\n"
+              "  search QUERY [--account A] [--limit N]\n"
+              "                         full-text search of every account, newest first: words,\n"
+              "                         \"phrases\", from: to: subject: folder: account: is:unread\n"
+              "                         is:flagged has:attachment before: after: (YYYY-MM-DD)\n\n"
               "Options:\n"
               "  -j, --json             print JSON instead of text\n"
               "  -V, --version          print the version and exit\n"
@@ -546,6 +550,7 @@ static const Command commands[] = {
         { "show", cmd_show, 1 },       { "flag", cmd_flag, SIZE_MAX },  { "move", cmd_move, SIZE_MAX },
         { "delete", cmd_delete, SIZE_MAX }, { "outbox", cmd_outbox, 2 },
         { "sync", cmd_sync, 1 },       { "fetch", cmd_fetch, 1 },       { "watch", cmd_watch, 0 },
+        { "search", cmd_search, SIZE_MAX },
 };
 
 /* Parses a decimal number for --limit / --offset. */
@@ -564,7 +569,6 @@ static bool parse_number(const char *s, uint64_t max, uint64_t *vp) {
 }
 
 int main(int argc, char **argv) {
-        static const char *const later[] = { "search" };
         const Command *cmd = NULL;
         CliArgs a = {};
         DBusConnection *conn;
@@ -646,14 +650,7 @@ int main(int argc, char **argv) {
                         cmd = &commands[i];
         r = EXIT_USAGE;
         if (!cmd) {
-                bool is_later = false;
-
-                for (size_t i = 0; i < ARRAY_SIZE(later); i++)
-                        is_later |= strcmp(a.name, later[i]) == 0;
-                if (is_later)
-                        fprintf(stderr, "tegami: \"%s\" is not available yet in this version\n", a.name);
-                else
-                        fprintf(stderr, "tegami: unknown command \"%s\"; try \"tegami --help\"\n", a.name);
+                fprintf(stderr, "tegami: unknown command \"%s\"; try \"tegami --help\"\n", a.name);
         } else if (bad_option) {
                 fprintf(stderr, "tegami %s: unknown option \"%s\"; try \"tegami --help\"\n", a.name, bad_option);
         } else if (bad_value) {

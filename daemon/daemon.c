@@ -14,6 +14,7 @@
 #include "daemon/daemon.h"
 #include "daemon/net/tls.h"
 #include "daemon/netmon.h"
+#include "daemon/service-search.h"
 #include "store/keys.h"
 #include "util/log.h"
 #include "util/secret.h"
@@ -148,6 +149,7 @@ static void sched_finished_cb(const char *account, const SchedRun *run, void *us
 
         if (d->sending && run->r >= 0)
                 sending_account_synced(d->sending, account);
+        service_search_kick(d); /* index what the sync brought, off its path */
         if (d->listener && d->listener->sync_finished)
                 d->listener->sync_finished(account, run, d->listener_userdata);
 }
@@ -175,6 +177,7 @@ static void daemon_restart_scheduler(Daemon *d) {
                 daemon_store_hold(d);
                 scheduler_close(TAKE_PTR(d->scheduler), scheduler_closed_cb, d);
         }
+        service_search_kick(d); /* after open, unlock, reload: catch up (a crash left some unindexed) */
         if (!d->store || d->stopping || d->once)
                 return;
         r = scheduler_new(d->loop, d->store, d->config, &sched_default_engines, &sched_listener, d, &d->scheduler);

@@ -195,6 +195,10 @@ static bool append_summary(DBusMessageIter *it, const ServiceMessage *msg, bool 
         return dbus_message_iter_close_container(it, &dict);
 }
 
+bool ipc_append_message_summary(DBusMessageIter *it, const ServiceMessage *msg, bool full) {
+        return append_summary(it, msg, full);
+}
+
 /* ---- ListFolders(s account) → aa{sv} ---- */
 
 DBusMessage *ipc_method_list_folders(IpcServer *s, DBusMessage *m, const IpcObject *o) {

@@ -57,11 +57,6 @@ const char *ipc_shorten(const char *s, char buf[static 72]) {
         return buf;
 }
 
-static DBusMessage *reply_not_supported(DBusMessage *m, const char *what) {
-        return ipc_reply_error(m, IPC_ERROR_NOT_SUPPORTED, "%s is not available yet: this tegamid has no %s",
-                               dbus_message_get_member(m), what);
-}
-
 DBusMessage *ipc_reply_invalid(DBusMessage *m, const char *what) {
         return ipc_reply_error(m, IPC_ERROR_INVALID_ARGS, "%s: %s", dbus_message_get_member(m), what);
 }
@@ -408,7 +403,7 @@ static DBusMessage *method_reload(IpcServer *s, DBusMessage *m, const IpcObject 
         return reply_empty(m);
 }
 
-/* ---- org.tegami.Mail1: validated, then NotSupported until the search index lands ---- */
+/* ---- org.tegami.Mail1: Search, validated here, run in ipc/methods-search.c ---- */
 
 static DBusMessage *method_search(IpcServer *s, DBusMessage *m, const IpcObject *o) {
         DBusMessage *reply = NULL;
@@ -438,11 +433,12 @@ static DBusMessage *method_search(IpcServer *s, DBusMessage *m, const IpcObject 
                         dbus_message_iter_get_basic(&v, &sv);
                         if (!ipc_check_folder(m, sv, &reply))
                                 return reply;
-                } else if (!(strcmp(key, "limit") == 0 && type == DBUS_TYPE_UINT32)) {
-                        return ipc_reply_invalid(m, "options are \"account\" (s), \"folder\" (s) and \"limit\" (u)");
+                } else if (!(strcmp(key, "limit") == 0 && type == DBUS_TYPE_UINT32) &&
+                           !(strcmp(key, "offset") == 0 && type == DBUS_TYPE_UINT64)) {
+                        return ipc_reply_invalid(m, "options are \"account\" (s), \"folder\" (s), \"limit\" (u) and \"offset\" (t)");
                 }
         }
-        return reply_not_supported(m, "search index");
+        return ipc_method_search(s, m, o); /* ipc/methods-search.c */
 }
 
 PendingReply *ipc_pending_reply_new(IpcServer *s, DBusMessage *m) {

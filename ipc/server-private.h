@@ -123,6 +123,12 @@ DBusMessage *ipc_method_get_message(IpcServer *s, DBusMessage *m, const IpcObjec
 DBusMessage *ipc_method_set_flags(IpcServer *s, DBusMessage *m, const IpcObject *o);
 DBusMessage *ipc_method_move(IpcServer *s, DBusMessage *m, const IpcObject *o);
 DBusMessage *ipc_method_delete(IpcServer *s, DBusMessage *m, const IpcObject *o);
+/* Appends one envelope summary (ListMessages' keys; full adds GetMessage's) to an open aa{sv}. */
+bool ipc_append_message_summary(DBusMessageIter *it, const ServiceMessage *msg, bool full);
+
+/* ---- ipc/methods-search.c ---- */
+
+DBusMessage *ipc_method_search(IpcServer *s, DBusMessage *m, const IpcObject *o);
 DBusMessage *ipc_method_list_outbox(IpcServer *s, DBusMessage *m, const IpcObject *o);
 /* RetryOutbox and CancelOutbox. */
 DBusMessage *ipc_method_outbox_edit(IpcServer *s, DBusMessage *m, const IpcObject *o);

@@ -118,6 +118,23 @@ static const StoreMigration migrations[] = {
          "  created INTEGER NOT NULL"
          ");"
          "CREATE INDEX pending_by_account ON pending_changes(account_id, id);"},
+
+        /* 3: full-text search (store/search.c). An FTS5 table with the trigram tokenizer, so
+         * Japanese needs no word splitter, keyed by message id; it lives in this file, so its pages
+         * go through the encrypting VFS like every other. messages.indexed marks what the indexer
+         * has done (0 = not yet), which is how it catches up after a crash; has_attachment is
+         * filled by the indexer, which is the one that parses the MIME structure. */
+        {"CREATE VIRTUAL TABLE search USING fts5("
+         "  subject, from_addr, to_addr, cc_addr, body,"
+         "  tokenize = 'trigram'"
+         ");"
+         "ALTER TABLE messages ADD COLUMN indexed INTEGER NOT NULL DEFAULT 0;"
+         "ALTER TABLE messages ADD COLUMN has_attachment INTEGER NOT NULL DEFAULT 0;"
+         "CREATE INDEX messages_unindexed ON messages(id) WHERE indexed = 0;"
+         "CREATE INDEX messages_by_date ON messages(date, id);"
+         "CREATE TRIGGER messages_search_delete AFTER DELETE ON messages BEGIN"
+         "  DELETE FROM search WHERE rowid = old.id;"
+         "END;"},
 };
 
 const StoreMigration *store_schema_get_steps(size_t *n_stepsp) {

@@ -260,10 +260,9 @@ static void writer_thread(void *arg) {
          * would refuse. Then checkpoint so a clean close leaves a short WAL;
          * sqlite3_close does the rest. */
         store_stmt_cache_drop(w->db);
-        for (sqlite3_stmt *st; (st = sqlite3_next_stmt(w->db, NULL));)
-                sqlite3_finalize(st);
+        /* No sqlite3_next_stmt() sweep: FTS5 (store/search.c) owns statements it finalizes itself on close. */
         (void)sqlite3_wal_checkpoint_v2(w->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-        if (sqlite3_close(w->db) != SQLITE_OK)
+        if (sqlite3_close_v2(w->db) != SQLITE_OK)
                 log_error("store: closing the write connection failed: %s", sqlite3_errmsg(w->db));
         w->db = NULL;
 
