@@ -11,10 +11,6 @@
 #include "store/message.h"
 #include "store/store-private.h"
 
-#define MESSAGE_COLUMNS                                                                                        \
-        "id, folder_id, uid, modseq, flags, keywords, internal_date, size, date, from_addr, to_addr, cc_addr," \
-        " subject, message_id, in_reply_to, refs, cid"
-
 void store_message_clear(StoreMessage *m) {
         free(m->keywords);
         free(m->env.from);
@@ -214,7 +210,7 @@ int store_message_expunge(Store *s, int64_t folder_id, const uint32_t *uids, siz
         return store_op_submit(s, STORE_BULK, &e->op, message_expunge_run);
 }
 
-static int message_from_row(sqlite3_stmt *st, StoreMessage *m) {
+int store_message_from_row(sqlite3_stmt *st, StoreMessage *m) {
         bool ok = true;
 
         *m = (StoreMessage){
@@ -254,7 +250,7 @@ int store_message_list(Store *s, int64_t folder_id, uint32_t after_uid, size_t l
         int r, rc;
 
         r = store_prepare(s->read_db,
-                          "SELECT " MESSAGE_COLUMNS " FROM messages WHERE folder_id = ? AND uid > ?"
+                          "SELECT " STORE_MESSAGE_COLUMNS " FROM messages WHERE folder_id = ? AND uid > ?"
                           " ORDER BY uid LIMIT ?",
                           &st);
         if (r < 0)
@@ -269,7 +265,7 @@ int store_message_list(Store *s, int64_t folder_id, uint32_t after_uid, size_t l
                         return -ENOMEM;
                 }
                 v = nv;
-                r = message_from_row(st, &v[n]);
+                r = store_message_from_row(st, &v[n]);
                 if (r < 0) {
                         store_message_list_free(v, n);
                         return r;
@@ -289,7 +285,7 @@ int store_message_get(Store *s, int64_t id, StoreMessage *m) {
         _cleanup_reset_ sqlite3_stmt *st = NULL;
         int r, rc;
 
-        r = store_prepare(s->read_db, "SELECT " MESSAGE_COLUMNS " FROM messages WHERE id = ?", &st);
+        r = store_prepare(s->read_db, "SELECT " STORE_MESSAGE_COLUMNS " FROM messages WHERE id = ?", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, id);
@@ -298,5 +294,5 @@ int store_message_get(Store *s, int64_t id, StoreMessage *m) {
                 return -ENOENT;
         if (rc != SQLITE_ROW)
                 return store_db_errno(rc);
-        return message_from_row(st, m);
+        return store_message_from_row(st, m);
 }

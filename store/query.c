@@ -12,10 +12,6 @@
 #include "store/query.h"
 #include "store/store-private.h"
 
-#define QUERY_MESSAGE_COLUMNS                                                                                  \
-        "id, folder_id, uid, modseq, flags, keywords, internal_date, size, date, from_addr, to_addr, cc_addr," \
-        " subject, message_id, in_reply_to, refs, cid"
-
 void store_query_folder_clear(StoreFolder *f) {
         free(f->name);
         f->name = NULL;
@@ -118,39 +114,6 @@ int store_query_outbox_waiting(Store *s, const char *account, uint64_t *np) {
         return 0;
 }
 
-/* One row of QUERY_MESSAGE_COLUMNS into *m (the layout store/message.c reads too). */
-static int query_message_from_row(sqlite3_stmt *st, StoreMessage *m) {
-        bool ok = true;
-
-        *m = (StoreMessage){
-                .id = sqlite3_column_int64(st, 0),
-                .folder_id = sqlite3_column_int64(st, 1),
-                .uid = (uint32_t)sqlite3_column_int64(st, 2),
-                .modseq = (uint64_t)sqlite3_column_int64(st, 3),
-                .flags = (uint32_t)sqlite3_column_int64(st, 4),
-                .keywords = store_column_strdup(st, 5, &ok),
-                .internal_date = sqlite3_column_int64(st, 6),
-                .size = (uint64_t)sqlite3_column_int64(st, 7),
-                .env =
-                        {
-                                .date = sqlite3_column_int64(st, 8),
-                                .from = store_column_strdup(st, 9, &ok),
-                                .to = store_column_strdup(st, 10, &ok),
-                                .cc = store_column_strdup(st, 11, &ok),
-                                .subject = store_column_strdup(st, 12, &ok),
-                                .message_id = store_column_strdup(st, 13, &ok),
-                                .in_reply_to = store_column_strdup(st, 14, &ok),
-                                .references = store_column_strdup(st, 15, &ok),
-                        },
-        };
-        m->has_body = store_column_cid(st, 16, &m->cid);
-        if (!ok) {
-                store_message_clear(m);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
 int store_query_messages_newest(Store *s, int64_t folder_id, uint64_t offset, size_t limit, StoreMessage **msgsp,
                                 size_t *n_msgsp) {
         _cleanup_reset_ sqlite3_stmt *st = NULL;
@@ -161,7 +124,7 @@ int store_query_messages_newest(Store *s, int64_t folder_id, uint64_t offset, si
         *msgsp = NULL;
         *n_msgsp = 0;
         r = store_prepare(s->read_db,
-                          "SELECT " QUERY_MESSAGE_COLUMNS " FROM messages WHERE folder_id = ?"
+                          "SELECT " STORE_MESSAGE_COLUMNS " FROM messages WHERE folder_id = ?"
                           " ORDER BY uid DESC LIMIT ? OFFSET ?",
                           &st);
         if (r < 0)
@@ -177,7 +140,7 @@ int store_query_messages_newest(Store *s, int64_t folder_id, uint64_t offset, si
                         return -ENOMEM;
                 }
                 v = nv;
-                r = query_message_from_row(st, &v[n]);
+                r = store_message_from_row(st, &v[n]);
                 if (r < 0) {
                         store_message_list_free(v, n);
                         return r;

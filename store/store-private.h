@@ -80,6 +80,15 @@ int store_bind_cid(sqlite3_stmt *st, int col, const StoreCid *cid);
 /* Reads a 32-byte blob column into *cid; false when NULL or the wrong size. */
 bool store_column_cid(sqlite3_stmt *st, int col, StoreCid *cid);
 
+/* The columns of a message row, in the order store_message_from_row() reads them. */
+#define STORE_MESSAGE_COLUMNS                                                                                  \
+        "id, folder_id, uid, modseq, flags, keywords, internal_date, size, date, from_addr, to_addr, cc_addr," \
+        " subject, message_id, in_reply_to, refs, cid"
+
+/* One row of STORE_MESSAGE_COLUMNS into *m; -ENOMEM leaves it cleared. */
+struct StoreMessage;
+int store_message_from_row(sqlite3_stmt *st, struct StoreMessage *m);
+
 /* Inserts or updates a message inside the current job (writer thread): what
  * store_message_insert() runs, shared with POP3's atomic download. */
 typedef struct StoreMessage StoreMessage;
