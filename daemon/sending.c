@@ -211,6 +211,42 @@ static void local_folder_cb(int r, int64_t id, void *userdata) {
                 copy_done_cb(r, 0, c);
 }
 
+/* The store id of the account's Sent folder (the one `sent_folder` names, else the \Sent role); 0 if none
+ * is known, a negative errno if the store cannot say. */
+static int64_t find_sent_folder(Sending *s, size_t account) {
+        const Account *a = &s->config->accounts[account];
+        StoreFolder *folders = NULL;
+        int64_t id = 0;
+        size_t n = 0;
+        int r;
+
+        r = store_folder_list(s->store, s->account_ids[account], &folders, &n);
+        if (r < 0)
+                return r;
+        for (size_t k = 0; k < n && !id; k++)
+                if (a->sent_folder ? strcmp(folders[k].name, a->sent_folder) == 0 : folders[k].role == STORE_ROLE_SENT)
+                        id = folders[k].id;
+        store_folder_list_free(folders, n);
+        return id;
+}
+
+/* Records c as a pending APPEND (\Seen) to its Sent folder, for the IMAP engine to push. */
+static void copy_to_server(CopyOp *c) {
+        Sending *s = c->s;
+        StorePendingChange p = {.account_id = s->account_ids[c->account],
+                                .kind = STORE_PENDING_APPEND,
+                                .folder_id = c->folder_id,
+                                .flags_add = STORE_FLAG_SEEN,
+                                .has_cid = true,
+                                .cid = c->cid};
+        int r;
+
+        s->n_copies++;
+        r = store_pending_add(s->store, &p, copy_done_cb, c);
+        if (r < 0)
+                copy_done_cb(r, 0, c);
+}
+
 /*
  * A message went out: file a copy in the account's Sent folder. IMAP: a
  * pending APPEND (\Seen) that the next sync sends to the folder with the
@@ -219,10 +255,10 @@ static void local_folder_cb(int r, int64_t id, void *userdata) {
  */
 static void sent_cb(SmtpOutbox *o, int64_t id, int64_t account_id, const StoreCid *cid, void *userdata) {
         Sending *s = userdata;
-        StoreFolder *folders = NULL;
-        size_t i, n = 0;
         const Account *a;
+        int64_t folder;
         CopyOp *c;
+        size_t i;
         int r;
 
         for (i = 0; i < s->config->n_accounts && s->account_ids[i] != account_id; i++)
@@ -236,36 +272,24 @@ static void sent_cb(SmtpOutbox *o, int64_t id, int64_t account_id, const StoreCi
         if (!c)
                 return;
         *c = (CopyOp){.s = s, .account = i, .outbox_id = id, .cid = *cid};
-        r = store_folder_list(s->store, account_id, &folders, &n);
-        for (size_t k = 0; r >= 0 && k < n && !c->folder_id; k++)
-                if (a->sent_folder ? strcmp(folders[k].name, a->sent_folder) == 0
-                                   : folders[k].role == STORE_ROLE_SENT)
-                        c->folder_id = folders[k].id;
-        store_folder_list_free(folders, n);
-        if (r < 0) {
+        folder = find_sent_folder(s, i);
+        if (folder < 0) {
                 free(c);
                 return;
         }
-        s->n_copies++;
+        c->folder_id = folder;
         if (a->imap.proto) {
-                StorePendingChange p = {.account_id = account_id,
-                                        .kind = STORE_PENDING_APPEND,
-                                        .folder_id = c->folder_id,
-                                        .flags_add = STORE_FLAG_SEEN,
-                                        .has_cid = true,
-                                        .cid = *cid};
-
-                if (!c->folder_id) {
-                        /* The account has not been synced yet: its folders come with the sync asked for here. */
-                        s->n_copies--;
-                        c->next = s->copies_waiting;
-                        s->copies_waiting = c;
-                        if (s->copy_cb)
-                                s->copy_cb(a->name, s->copy_userdata);
-                        return;
-                }
-                r = store_pending_add(s->store, &p, copy_done_cb, c);
-        } else if (c->folder_id)
+                if (c->folder_id)
+                        return copy_to_server(c);
+                /* The account has not been synced yet: its folders come with the sync asked for here. */
+                c->next = s->copies_waiting;
+                s->copies_waiting = c;
+                if (s->copy_cb)
+                        s->copy_cb(a->name, s->copy_userdata);
+                return;
+        }
+        s->n_copies++;
+        if (c->folder_id)
                 r = copy_local(c);
         else {
                 StoreFolder f = {.account_id = account_id,
@@ -282,9 +306,7 @@ void sending_account_synced(Sending *s, const char *account) {
         for (CopyOp **cp = &s->copies_waiting; *cp;) {
                 CopyOp *c = *cp;
                 const Account *a = &s->config->accounts[c->account];
-                StoreFolder *folders = NULL;
-                size_t n = 0;
-                int r;
+                int64_t folder;
 
                 if (strcmp(a->name, account) != 0) {
                         cp = &c->next;
@@ -292,28 +314,15 @@ void sending_account_synced(Sending *s, const char *account) {
                 }
                 *cp = c->next;
                 c->next = NULL;
-                r = store_folder_list(s->store, s->account_ids[c->account], &folders, &n);
-                for (size_t k = 0; r >= 0 && k < n && !c->folder_id; k++)
-                        if (a->sent_folder ? strcmp(folders[k].name, a->sent_folder) == 0
-                                           : folders[k].role == STORE_ROLE_SENT)
-                                c->folder_id = folders[k].id;
-                store_folder_list_free(folders, n);
-                if (!c->folder_id) {
+                folder = find_sent_folder(s, c->account);
+                if (folder <= 0) {
                         log_acct_warning(a->name, "outbox: item %" PRId64 ": the server has no %s folder: no copy filed",
                                          c->outbox_id, a->sent_folder ? a->sent_folder : "Sent (\\Sent)");
                         free(c);
                         continue;
                 }
-                StorePendingChange p = {.account_id = s->account_ids[c->account],
-                                        .kind = STORE_PENDING_APPEND,
-                                        .folder_id = c->folder_id,
-                                        .flags_add = STORE_FLAG_SEEN,
-                                        .has_cid = true,
-                                        .cid = c->cid};
-                s->n_copies++;
-                r = store_pending_add(s->store, &p, copy_done_cb, c);
-                if (r < 0)
-                        copy_done_cb(r, 0, c);
+                c->folder_id = folder;
+                copy_to_server(c);
         }
 }
 

@@ -242,24 +242,14 @@ int store_message_from_row(sqlite3_stmt *st, StoreMessage *m) {
         return 0;
 }
 
-int store_message_list(Store *s, int64_t folder_id, uint32_t after_uid, size_t limit, StoreMessage **msgsp,
-                       size_t *n_msgsp) {
-        _cleanup_reset_ sqlite3_stmt *st = NULL;
+int store_message_rows(sqlite3_stmt *st, StoreMessage **msgsp, size_t *n_msgsp) {
         StoreMessage *v = NULL;
         size_t n = 0;
         int r, rc;
 
-        r = store_prepare(s->read_db,
-                          "SELECT " STORE_MESSAGE_COLUMNS " FROM messages WHERE folder_id = ? AND uid > ?"
-                          " ORDER BY uid LIMIT ?",
-                          &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(st, 1, folder_id);
-        sqlite3_bind_int64(st, 2, after_uid);
-        sqlite3_bind_int64(st, 3, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 StoreMessage *nv = reallocarray(v, n + 1, sizeof(*v));
+
                 if (!nv) {
                         store_message_list_free(v, n);
                         return -ENOMEM;
@@ -279,6 +269,23 @@ int store_message_list(Store *s, int64_t folder_id, uint32_t after_uid, size_t l
         *msgsp = v;
         *n_msgsp = n;
         return 0;
+}
+
+int store_message_list(Store *s, int64_t folder_id, uint32_t after_uid, size_t limit, StoreMessage **msgsp,
+                       size_t *n_msgsp) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_prepare(s->read_db,
+                          "SELECT " STORE_MESSAGE_COLUMNS " FROM messages WHERE folder_id = ? AND uid > ?"
+                          " ORDER BY uid LIMIT ?",
+                          &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, folder_id);
+        sqlite3_bind_int64(st, 2, after_uid);
+        sqlite3_bind_int64(st, 3, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
+        return store_message_rows(st, msgsp, n_msgsp);
 }
 
 int store_message_get(Store *s, int64_t id, StoreMessage *m) {

@@ -117,9 +117,7 @@ int store_query_outbox_waiting(Store *s, const char *account, uint64_t *np) {
 int store_query_messages_newest(Store *s, int64_t folder_id, uint64_t offset, size_t limit, StoreMessage **msgsp,
                                 size_t *n_msgsp) {
         _cleanup_reset_ sqlite3_stmt *st = NULL;
-        StoreMessage *v = NULL;
-        size_t n = 0;
-        int r, rc;
+        int r;
 
         *msgsp = NULL;
         *n_msgsp = 0;
@@ -132,26 +130,5 @@ int store_query_messages_newest(Store *s, int64_t folder_id, uint64_t offset, si
         sqlite3_bind_int64(st, 1, folder_id);
         sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
         sqlite3_bind_int64(st, 3, offset > INT64_MAX ? INT64_MAX : (sqlite3_int64)offset);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                StoreMessage *nv = reallocarray(v, n + 1, sizeof(*v));
-
-                if (!nv) {
-                        store_message_list_free(v, n);
-                        return -ENOMEM;
-                }
-                v = nv;
-                r = store_message_from_row(st, &v[n]);
-                if (r < 0) {
-                        store_message_list_free(v, n);
-                        return r;
-                }
-                n++;
-        }
-        if (rc != SQLITE_DONE) {
-                store_message_list_free(v, n);
-                return store_db_errno(rc);
-        }
-        *msgsp = v;
-        *n_msgsp = n;
-        return 0;
+        return store_message_rows(st, msgsp, n_msgsp);
 }

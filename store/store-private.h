@@ -89,6 +89,9 @@ bool store_column_cid(sqlite3_stmt *st, int col, StoreCid *cid);
 struct StoreMessage;
 int store_message_from_row(sqlite3_stmt *st, struct StoreMessage *m);
 
+/* Steps st to its end, reading every row with store_message_from_row() into a new array. */
+int store_message_rows(sqlite3_stmt *st, struct StoreMessage **msgsp, size_t *n_msgsp);
+
 /* Inserts or updates a message inside the current job (writer thread): what
  * store_message_insert() runs, shared with POP3's atomic download. */
 typedef struct StoreMessage StoreMessage;
