@@ -34,7 +34,8 @@ static void indexer_idle_cb(int r, uint64_t n, void *userdata) {
 }
 
 void service_search_kick(Daemon *d) {
-        if (!d->store || d->stopping || d->locked)
+        /* --once only syncs: search is served by a running tegamid, which catches up when it starts. */
+        if (!d->store || d->stopping || d->locked || d->once)
                 return;
         if (search.ix && search.store != d->store) {
                 if (mime_indexer_running(search.ix))
