@@ -5,8 +5,8 @@ The module generates a corpus of real-world shapes (ISO-2022-JP, Shift_JIS and
 EUC-JP subjects and bodies, UTF-8 quoted-printable and base64, a Shift_JIS body
 labelled ISO-2022-JP, multipart/alternative nested in multipart/mixed with an
 RFC 2231-named attachment, an HTML-only message, a 200 KB header block), runs
-`tegamid --once` to fetch it into an encrypted store (the indexer runs before
-the store closes), starts tegamid over that store and checks that a Japanese
+`tegamid --once` to fetch it into an encrypted store (--once only syncs),
+starts tegamid over that store (which indexes what is not yet) and checks that a Japanese
 word of 3+ characters is found in subjects and in bodies, and every operator of
 the query language, newest first and paged.
 """
