@@ -211,20 +211,26 @@ static int pop3_forget_run(sqlite3 *db, void *userdata) {
         _cleanup_reset_ sqlite3_stmt *st = NULL;
         int r;
 
-        r = store_prepare(db, "DELETE FROM pop3_messages WHERE account_id = ? AND state = ?", &st);
+        r = store_prepare(db, "DELETE FROM pop3_messages WHERE account_id = ? AND uidl = ? AND state = ?", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, p->account_id);
-        sqlite3_bind_int(st, 2, STORE_POP3_DELETED);
-        r = store_step_done(st);
-        if (r < 0)
-                return r;
-        p->op.id = sqlite3_changes(db);
+        p->op.id = 0;
+        for (size_t i = 0; i < p->n_uidls; i++) {
+                sqlite3_reset(st);
+                sqlite3_bind_int64(st, 1, p->account_id);
+                sqlite3_bind_text(st, 2, p->uidls[i], -1, SQLITE_STATIC);
+                sqlite3_bind_int(st, 3, STORE_POP3_DELETED);
+                r = store_step_done(st);
+                if (r < 0)
+                        return r;
+                p->op.id += sqlite3_changes(db);
+        }
         return 0;
 }
 
-int store_pop3_forget_deleted(Store *s, int64_t account_id, StoreIdFn cb, void *userdata) {
-        Pop3Op *p = pop3_op_new(account_id, NULL, 0);
+int store_pop3_forget_deleted(Store *s, int64_t account_id, const char *const *uidls, size_t n_uidls, StoreIdFn cb,
+                              void *userdata) {
+        Pop3Op *p = pop3_op_new(account_id, uidls, n_uidls);
 
         if (!p)
                 return -ENOMEM;

@@ -50,7 +50,9 @@ int store_pop3_mark_downloaded(Store *s, int64_t account_id, const char *uidl, u
 int store_pop3_set_state(Store *s, int64_t account_id, const char *const *uidls, size_t n_uidls, StorePop3State state,
                          int64_t now, StoreDurability durability, StoreIdFn cb, void *userdata);
 
-/* Forgets the account's entries in state DELETED (gone from the server, so
- * their UIDLs cannot come back), keeping the table from growing forever.
- * cb's id is how many went. */
-int store_pop3_forget_deleted(Store *s, int64_t account_id, StoreIdFn cb, void *userdata);
+/* Forgets the listed entries of the account that are in state DELETED (the
+ * caller passes those the server no longer lists, so their UIDLs cannot come
+ * back), keeping the table from growing forever. Entries in any other state
+ * stay. cb's id is how many went. */
+int store_pop3_forget_deleted(Store *s, int64_t account_id, const char *const *uidls, size_t n_uidls, StoreIdFn cb,
+                              void *userdata);

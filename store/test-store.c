@@ -368,9 +368,13 @@ static void test_api(const char *dir) {
         w = (Wait){};
         check(store_pop3_set_state(s, acct, dele, 1, STORE_POP3_DELETED, 3000, STORE_BULK, wait_id_cb, &w) == 0);
         check(wait_for(&loop, &w) == 0);
+        /* Only listed entries in state DELETED go: UIDL-1 (downloaded) stays. */
+        const char *forget[] = {"UIDL-1", dele[0], "UIDL-unknown"};
         w = (Wait){};
-        check(store_pop3_forget_deleted(s, acct, wait_id_cb, &w) == 0);
+        check(store_pop3_forget_deleted(s, acct, forget, 3, wait_id_cb, &w) == 0);
         check(wait_for(&loop, &w) == 0 && w.id == 1);
+        check(store_pop3_list(s, acct, 0, &pe, &n) == 0 && n == 1 && strcmp(pe[0].uidl, "UIDL-1") == 0);
+        store_pop3_list_free(pe, n);
 
         /* Outbox. */
         const char *rcpts[] = {"bob@example.net", "carol@example.com"};

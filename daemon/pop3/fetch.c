@@ -545,6 +545,13 @@ static void fetch_commit(Pop3Fetch *f) {
                 return store_fail(f, -ENOMEM, "recording vanished messages");
         if (n_keep > 0 && set_state(f, keep, n_keep, STORE_POP3_DOWNLOADED, STORE_BULK, store_done_cb) < 0)
                 return store_fail(f, -ENOMEM, "recording kept messages");
+        if (f->md.n_forgettable > 0) {
+                /* Deleted earlier and no longer listed: the record has done its job. */
+                if (store_pop3_forget_deleted(f->store, f->account_id, (const char *const *)f->md.forgettable,
+                                              f->md.n_forgettable, store_done_cb, f) < 0)
+                        return store_fail(f, -ENOMEM, "forgetting deleted messages");
+                f->n_store++;
+        }
         /* The one barrier: every download and record before it is durable when it calls back. */
         r = set_state(f, del, n_del, STORE_POP3_DELETE_PENDING, STORE_BARRIER, barrier_cb);
         if (r < 0)

@@ -29,6 +29,7 @@ void pop3_maildrop_deinit(Pop3Maildrop *m) {
         free(m->msgs);
         free(m->cids);
         free(m->vanished);
+        free(m->forgettable);
         store_pop3_list_free(m->entries, m->n_entries);
         *m = (Pop3Maildrop){0};
 }
@@ -211,9 +212,11 @@ static int find_vanished(Pop3Maildrop *m) {
         if (r < 0)
                 return r;
         free(m->vanished);
-        m->n_vanished = m->n_vanished_elsewhere = 0;
+        free(m->forgettable);
+        m->n_vanished = m->n_vanished_elsewhere = m->n_forgettable = 0;
         m->vanished = calloc(m->n_entries ? m->n_entries : 1, sizeof *m->vanished);
-        if (!m->vanished)
+        m->forgettable = calloc(m->n_entries ? m->n_entries : 1, sizeof *m->forgettable);
+        if (!m->vanished || !m->forgettable)
                 return -ENOMEM;
         /* Both lists are sorted by UIDL: one merge pass. */
         for (size_t e = 0, k = 0; e < m->n_entries; e++) {
@@ -222,8 +225,12 @@ static int find_vanished(Pop3Maildrop *m) {
 
                 while (k < n_order && (c = strcmp(m->msgs[order[k]].uidl, en->uidl)) < 0)
                         k++;
-                if ((k < n_order && c == 0) || en->state == STORE_POP3_DELETED)
+                if (k < n_order && c == 0)
                         continue;
+                if (en->state == STORE_POP3_DELETED) {
+                        m->forgettable[m->n_forgettable++] = en->uidl; /* gone for good: its UIDL cannot return */
+                        continue;
+                }
                 m->vanished[m->n_vanished++] = en->uidl;
                 if (en->state != STORE_POP3_DELETE_PENDING)
                         m->n_vanished_elsewhere++; /* we never sent DELE: another client did */

@@ -40,6 +40,8 @@ typedef struct Pop3Maildrop {
         char **vanished;   /* UIDLs gone from the server (borrowed from entries) */
         size_t n_vanished;
         size_t n_vanished_elsewhere; /* of those, the ones we never sent DELE for */
+        char **forgettable; /* entries recorded DELETED that the server no longer lists (borrowed) */
+        size_t n_forgettable;
         size_t n_unusable;
 } Pop3Maildrop;
 

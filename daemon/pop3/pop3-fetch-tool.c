@@ -12,8 +12,10 @@
  * beside it (store/keys.h, `[store] key = file`), made on first use.
  *
  * --list prints the POP3 entries ("UIDL STATE FIRST_SEEN SIZE SHA256") with
- * the SHA-256 of each stored body, then "messages=N" (the folder's message
- * rows), without fetching; --expunge-uidl deletes the
+ * the SHA-256 of each stored body, then the folder's message rows whose body
+ * no entry names ("forgotten:UID forgotten 0 SIZE SHA256": their entries
+ * went once the server no longer listed them), then "messages=N" (all the
+ * folder's message rows), without fetching; --expunge-uidl deletes the
  * local copy of a message (what a user deleting it here does), without fetching.
  * TEGAMI_POP3_NOW in the environment sets --now's default.
  *
@@ -87,8 +89,35 @@ static void fetch_cb(const Pop3FetchResult *res, void *userdata) {
         store_close(t->store, NULL, NULL);
 }
 
-/* Prints "messages=N": the message rows in the account's POP3 folder (duplicates would show here). */
-static int count_messages(Store *s, int64_t account_id) {
+/* The hex SHA-256 of a stored body, or "-" when it cannot be read. */
+static void body_sha256(Store *s, const StoreCid *cid, char hex[static crypto_hash_sha256_BYTES * 2 + 1]) {
+        _cleanup_(store_body_reader_freep) StoreBodyReader *rd = NULL;
+        crypto_hash_sha256_state st;
+        unsigned char h[crypto_hash_sha256_BYTES];
+        const void *data;
+        size_t len;
+
+        strcpy(hex, "-");
+        if (store_body_reader_new(s, cid, &rd) < 0)
+                return;
+        crypto_hash_sha256_init(&st);
+        while (store_body_reader_read(rd, &data, &len) == 0 && len > 0)
+                crypto_hash_sha256_update(&st, data, len);
+        crypto_hash_sha256_final(&st, h);
+        sodium_bin2hex(hex, crypto_hash_sha256_BYTES * 2 + 1, h, sizeof h);
+}
+
+static int cid_cmp(const void *a, const void *b) {
+        return memcmp(a, b, sizeof(StoreCid));
+}
+
+/*
+ * The message rows in the account's POP3 folder: those whose body no entry
+ * names (their entry was forgotten after the server deleted them) are
+ * printed as "forgotten:UID forgotten 0 SIZE SHA256"; then "messages=N", all
+ * the rows (duplicates would show here). cids is sorted.
+ */
+static int list_messages(Store *s, int64_t account_id, const StoreCid *cids, size_t n_cids) {
         StoreFolder *folders = NULL;
         size_t n_folders = 0, total = 0;
         int r;
@@ -105,6 +134,14 @@ static int count_messages(Store *s, int64_t account_id) {
 
                         n = 0;
                         r = store_message_list(s, folders[k].id, after, 1000, &m, &n);
+                        for (size_t j = 0; j < n; j++) {
+                                char hex[crypto_hash_sha256_BYTES * 2 + 1];
+
+                                if (!m[j].has_body || bsearch(&m[j].cid, cids, n_cids, sizeof *cids, cid_cmp))
+                                        continue;
+                                body_sha256(s, &m[j].cid, hex);
+                                printf("forgotten:%" PRIu32 " forgotten 0 %" PRIu64 " %s\n", m[j].uid, m[j].size, hex);
+                        }
                         if (n > 0)
                                 after = m[n - 1].uid;
                         total += n;
@@ -117,38 +154,35 @@ static int count_messages(Store *s, int64_t account_id) {
         return r;
 }
 
-/* Prints the entries with the SHA-256 of the stored bodies, then the message count. */
+/* Prints the entries with the SHA-256 of the stored bodies, then the message rows no entry names, then
+ * the message count. */
 static int list_entries(Store *s, int64_t account_id) {
+        _cleanup_free_ StoreCid *cids = NULL;
         StorePop3Entry *e = NULL;
-        size_t n = 0;
+        size_t n = 0, n_cids = 0;
         int r;
 
         r = store_pop3_list(s, account_id, 0, &e, &n);
         if (r < 0)
                 return r;
+        cids = calloc(n ? n : 1, sizeof *cids);
+        if (!cids) {
+                store_pop3_list_free(e, n);
+                return -ENOMEM;
+        }
         for (size_t i = 0; i < n; i++) {
                 char hex[crypto_hash_sha256_BYTES * 2 + 1] = "-";
 
                 if (e[i].has_cid) {
-                        _cleanup_(store_body_reader_freep) StoreBodyReader *rd = NULL;
-                        crypto_hash_sha256_state st;
-                        unsigned char h[crypto_hash_sha256_BYTES];
-                        const void *data;
-                        size_t len;
-
-                        crypto_hash_sha256_init(&st);
-                        if (store_body_reader_new(s, &e[i].cid, &rd) == 0) {
-                                while (store_body_reader_read(rd, &data, &len) == 0 && len > 0)
-                                        crypto_hash_sha256_update(&st, data, len);
-                                crypto_hash_sha256_final(&st, h);
-                                sodium_bin2hex(hex, sizeof hex, h, sizeof h);
-                        }
+                        body_sha256(s, &e[i].cid, hex);
+                        cids[n_cids++] = e[i].cid;
                 }
                 printf("%s %s %" PRId64 " %" PRIu64 " %s\n", e[i].uidl, state_name(e[i].state), e[i].first_seen,
                        e[i].size, hex);
         }
         store_pop3_list_free(e, n);
-        return count_messages(s, account_id);
+        qsort(cids, n_cids, sizeof *cids, cid_cmp);
+        return list_messages(s, account_id, cids, n_cids);
 }
 
 /* Deletes the local copy of the message fetched as uidl (by its content id). */

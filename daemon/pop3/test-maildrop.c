@@ -156,6 +156,8 @@ static void test_resolve(void) {
         /* Vanished: ours (delete-pending) and another client's; not the one already recorded deleted. */
         CHECK(m.n_vanished == 2 && m.n_vanished_elsewhere == 1);
         CHECK(strcmp(m.vanished[0], "gone-ours") == 0 && strcmp(m.vanished[1], "gone-theirs") == 0);
+        /* Recorded deleted and no longer listed: the record can go. */
+        CHECK(m.n_forgettable == 1 && strcmp(m.forgettable[0], "long-gone") == 0);
 
         CHECK(pop3_maildrop_rule_input(&m, &rm, &n) == 0);
         CHECK(n == 5);
