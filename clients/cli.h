@@ -24,8 +24,10 @@ typedef struct CliArgs {
         bool json, raw;
         bool wait, dry_run; /* sync --wait, fetch --dry-run */
         const char *account;
-        uint32_t limit;  /* --limit, 0 when not given */
-        uint64_t offset; /* --offset */
+        uint32_t limit;      /* --limit, 0 when not given */
+        uint64_t offset;     /* --offset */
+        uint64_t attachment; /* show --attachment N (from 1), 0 when not given */
+        const char *output;  /* show -o FILE, NULL when not given */
 } CliArgs;
 
 /* Writes s as a JSON string to stdout. */

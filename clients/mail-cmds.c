@@ -7,6 +7,7 @@
  * sits whole in memory here either. Single-threaded.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "util/macro.h"
 
 #define MAX_STRV 64 /* strings of one "as" value we print */
+#define SHOW_TIMEOUT_MS (5 * 60 * 1000) /* GetMessage may fetch the body from the server first */
 
 /* ---- reading a{sv} dictionaries ---- */
 
@@ -204,7 +206,32 @@ static void flag_letters(const char *const *flags, size_t n, char out[6]) {
         out[k] = '\0';
 }
 
-static void json_summary(DBusMessageIter *d, bool full) {
+/* "attachments": [{"name", "type", "size"}…] of the message in fd, numbered as
+ * --attachment takes them (the first is 1); nothing when they cannot be read. */
+static void json_attachments(int fd, bool *first) {
+        MimeAttachment *att;
+        size_t n;
+
+        if (show_attachments(fd, &att, &n) < 0)
+                return;
+        json_key("attachments", first);
+        putchar('[');
+        for (size_t i = 0; i < n; i++) {
+                bool f = true;
+
+                printf(i ? ",{" : "{");
+                json_key("name", &f), json_string(att[i].name ? att[i].name : "");
+                json_key("type", &f), json_string(att[i].type);
+                json_key("size", &f), printf("%" PRIu64, att[i].size);
+                putchar('}');
+        }
+        putchar(']');
+        mime_attachments_free(att, n);
+}
+
+/* With fd >= 0 (show): every field and the attachments of the message in fd. */
+static void json_summary(DBusMessageIter *d, int fd) {
+        bool full = fd >= 0;
         const char *v[MAX_STRV];
         bool first = true;
         size_t n;
@@ -225,6 +252,7 @@ static void json_summary(DBusMessageIter *d, bool full) {
                 n = dict_strv(d, "cc", v);
                 json_key("cc", &first), json_strv(v, n);
                 json_key("message_id", &first), json_string(dict_str(d, "message_id"));
+                json_attachments(fd, &first);
         }
         putchar('}');
 }
@@ -269,7 +297,7 @@ int cmd_list(DBusConnection *conn, const CliArgs *a) {
                 if (a->json) {
                         if (!first_row)
                                 putchar(',');
-                        json_summary(&arr, false);
+                        json_summary(&arr, -1);
                 } else {
                         const char *v[MAX_STRV];
                         size_t n = dict_strv(&arr, "flags", v);
@@ -358,6 +386,78 @@ static int copy_message(int fd, bool raw) {
         return 0;
 }
 
+/* After the body: the attachments, numbered from 1 as --attachment takes them. */
+static int list_attachments(int fd) {
+        MimeAttachment *att;
+        size_t n;
+        int r;
+
+        r = show_attachments(fd, &att, &n);
+        if (r < 0)
+                return r;
+        if (n > 0)
+                printf("\nAttachments (tegami show ID --attachment N):\n");
+        for (size_t i = 0; i < n; i++)
+                printf("%4zu  %s  (%s, %" PRIu64 " bytes)\n", i + 1, att[i].name ? att[i].name : "(no name)",
+                       att[i].type, att[i].size);
+        mime_attachments_free(att, n);
+        fflush(stdout);
+        return 0;
+}
+
+/* show ID --attachment N [-o FILE]: the attachment decoded, to FILE or stdout.
+ * A binary one (not text/...) is not written to a terminal. Returns the exit code. */
+static int write_attachment(int fd, uint64_t id, uint64_t number, const char *output) {
+        MimeAttachment *att;
+        size_t n;
+        bool text;
+        int out = STDOUT_FILENO, r;
+
+        r = show_attachments(fd, &att, &n);
+        if (r < 0) {
+                fprintf(stderr, "tegami show: message %" PRIu64 ": cannot read its attachments: %s\n", id,
+                        strerror(-r));
+                return EXIT_FAILURE;
+        }
+        if (number > n) {
+                mime_attachments_free(att, n);
+                if (n == 0)
+                        fprintf(stderr, "tegami show: message %" PRIu64 " has no attachments\n", id);
+                else
+                        fprintf(stderr,
+                                "tegami show: message %" PRIu64 " has %zu attachment%s: there is no attachment %" PRIu64
+                                "\n",
+                                id, n, n == 1 ? "" : "s", number);
+                return EXIT_FAILURE;
+        }
+        text = strncmp(att[number - 1].type, "text/", 5) == 0;
+        mime_attachments_free(att, n);
+        if (!output && !text && isatty(STDOUT_FILENO)) {
+                fprintf(stderr,
+                        "tegami show: attachment %" PRIu64 " is binary: not writing it to a terminal"
+                        " (use -o FILE or a redirection)\n",
+                        number);
+                return EXIT_USAGE;
+        }
+        if (output) {
+                out = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+                if (out < 0) {
+                        fprintf(stderr, "tegami show: %s: %s\n", output, strerror(errno));
+                        return EXIT_FAILURE;
+                }
+        }
+        fflush(stdout);
+        r = show_attachment_write(fd, (size_t)(number - 1), out);
+        if (output && close(out) < 0 && r == 0)
+                r = -errno;
+        if (r != 0) {
+                fprintf(stderr, "tegami show: cannot write attachment %" PRIu64 "%s%s: %s\n", number,
+                        output ? " to " : "", output ? output : "", r > 0 ? "no such attachment" : strerror(-r));
+                return EXIT_FAILURE;
+        }
+        return 0;
+}
+
 int cmd_show(DBusConnection *conn, const CliArgs *a) {
         DBusMessage *m, *reply = NULL;
         DBusMessageIter it, dict;
@@ -366,12 +466,13 @@ int cmd_show(DBusConnection *conn, const CliArgs *a) {
         int fd = -1, r;
 
         if (a->n_args != 1 || !parse_id(a->args[0], &v))
-                return usage_error(a->name, "usage: tegami show ID [--raw]");
+                return usage_error(a->name, "usage: tegami show ID [--raw | --attachment N [-o FILE]]");
         id = v;
         m = cli_method("GetMessage");
         if (m && !dbus_message_append_args(m, DBUS_TYPE_UINT64, &id, DBUS_TYPE_INVALID))
                 return EXIT_FAILURE;
-        r = cli_call(conn, m, a->name, DBUS_TIMEOUT_USE_DEFAULT, &reply);
+        /* Longer than the default 25 s: a body stored headers only (metered network) is fetched first. */
+        r = cli_call(conn, m, a->name, SHOW_TIMEOUT_MS, &reply);
         if (r != 0)
                 return r;
         if (!dbus_message_has_signature(reply, "ha{sv}")) {
@@ -383,8 +484,10 @@ int cmd_show(DBusConnection *conn, const CliArgs *a) {
         dbus_message_iter_get_basic(&it, &fd); /* ours to close */
         dbus_message_iter_next(&it);
         dict = it;
-        if (a->json && !a->raw) {
-                json_summary(&dict, true);
+        if (a->attachment) {
+                r = write_attachment(fd, id, a->attachment, a->output);
+        } else if (a->json && !a->raw) {
+                json_summary(&dict, fd);
                 putchar('\n');
         } else {
                 if (!a->raw) {
@@ -410,6 +513,8 @@ int cmd_show(DBusConnection *conn, const CliArgs *a) {
                 r = a->raw ? 1 : show_text_body(fd);
                 if (r == 1)
                         r = lseek(fd, 0, SEEK_SET) < 0 ? -errno : copy_message(fd, a->raw);
+                if (r == 0 && !a->raw)
+                        r = list_attachments(fd);
                 if (r < 0) {
                         fprintf(stderr, "tegami show: cannot copy the message: %s\n", strerror(-r));
                         r = EXIT_FAILURE;

@@ -51,8 +51,12 @@ static void usage(FILE *f) {
               "  folders ACCOUNT        an account's folders with unread and total counts\n"
               "  list ACCOUNT FOLDER [--limit N] [--offset N]\n"
               "                         a folder's messages, newest first (50 by default)\n"
-              "  show ID [--raw]        a message: From, To, Subject, Date and the body;\n"
-              "                         --raw writes the message exactly as stored\n"
+              "  show ID [--raw]        a message: From, To, Subject, Date, the body and its\n"
+              "                         attachments, numbered; --raw writes the message exactly\n"
+              "                         as stored\n"
+              "  show ID --attachment N [-o FILE]\n"
+              "                         write attachment N, decoded, to FILE or stdout (not\n"
+              "                         to a terminal unless it is text)\n"
               "  flag ID... +FLAG -FLAG...\n"
               "                         add or remove flags: seen, answered, flagged, deleted,\n"
               "                         draft, forwarded, or any keyword\n"
@@ -254,6 +258,15 @@ static int cmd_status(DBusConnection *conn, bool json) {
                                a->state, cli_when(a->last_sync, buf, sizeof buf), a->unread, a->total);
                         if (a->outbox_size)
                                 printf(", %" PRIu32 " in outbox", a->outbox_size);
+                        if (a->quota_limit) {
+                                /* The server's quota as the last sync saw it: KiB below a MiB, else MiB. */
+                                bool mib = a->quota_limit >= 1024 * 1024;
+                                uint64_t unit = mib ? 1024 * 1024 : 1024;
+
+                                printf(", quota %" PRIu64 "%% (%" PRIu64 " of %" PRIu64 " %s)",
+                                       a->quota_used * 100 / a->quota_limit, a->quota_used / unit,
+                                       a->quota_limit / unit, mib ? "MiB" : "KiB");
+                        }
                         if (*a->error_name)
                                 printf("\n    error: %s", *a->error_message ? a->error_message : a->error_name);
                         putchar('\n');
@@ -573,7 +586,7 @@ int main(int argc, char **argv) {
         CliArgs a = {};
         DBusConnection *conn;
         const char *bad_option = NULL, *bad_value = NULL;
-        bool raw_seen = false, only_args = false, wait_seen = false, dry_seen = false;
+        bool raw_seen = false, only_args = false, wait_seen = false, dry_seen = false, att_seen = false;
         int r;
 
         a.args = calloc((size_t)argc + 1, sizeof *a.args);
@@ -608,6 +621,19 @@ int main(int argc, char **argv) {
                         return 0;
                 } else if (strcmp(w, "--raw") == 0) {
                         a.raw = raw_seen = true;
+                } else if (strcmp(w, "--attachment") == 0 || strncmp(w, "--attachment=", 13) == 0) {
+                        val = w[12] == '=' ? w + 13 : (i + 1 < argc ? argv[++i] : NULL);
+                        if (parse_number(val, UINT32_MAX, &v) && v > 0)
+                                a.attachment = v;
+                        else
+                                bad_value = "--attachment (a number from 1)";
+                        att_seen = true;
+                } else if (strcmp(w, "-o") == 0 || strcmp(w, "--output") == 0 || strncmp(w, "--output=", 9) == 0) {
+                        val = w[1] == '-' && w[8] == '=' ? w + 9 : (i + 1 < argc ? argv[++i] : NULL);
+                        if (!val || !*val)
+                                bad_value = w;
+                        a.output = val;
+                        att_seen = true;
                 } else if (strcmp(w, "--wait") == 0) {
                         a.wait = wait_seen = true;
                 } else if (strcmp(w, "--dry-run") == 0 || strcmp(w, "-n") == 0) {
@@ -657,6 +683,12 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "tegami %s: %s needs a valid value\n", a.name, bad_value);
         } else if (raw_seen && strcmp(a.name, "show") != 0) {
                 fprintf(stderr, "tegami %s: --raw is for \"tegami show\"\n", a.name);
+        } else if (att_seen && strcmp(a.name, "show") != 0) {
+                fprintf(stderr, "tegami %s: --attachment and -o are for \"tegami show\"\n", a.name);
+        } else if (a.output && !a.attachment) {
+                fputs("tegami show: -o needs --attachment N\n", stderr);
+        } else if (a.attachment && (a.raw || a.json)) {
+                fputs("tegami show: --attachment goes without --raw and --json\n", stderr);
         } else if (wait_seen && strcmp(a.name, "sync") != 0) {
                 fprintf(stderr, "tegami %s: --wait is for \"tegami sync\"\n", a.name);
         } else if (dry_seen && strcmp(a.name, "fetch") != 0) {

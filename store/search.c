@@ -2,11 +2,15 @@
  * Full-text search (see store/search.h). The query parser is pure: it turns
  * each term into one SQL condition over messages m, folders f and accounts a,
  * with the user's text only ever in bound parameters. A text term of three
- * characters or more becomes an FTS5 MATCH on the trigram index (a quoted
- * phrase, so FTS5 syntax in the user's words means nothing); a shorter one,
- * which trigrams cannot index, becomes a LIKE scan. Searching and listing
- * pending messages run on the loop thread's read connection; writing index
- * documents runs as one writer job on the writer thread's connection.
+ * characters or more becomes an FTS5 MATCH of all its trigrams (each a quoted
+ * string, so FTS5 syntax in the user's words means nothing), which the index
+ * answers with candidates, and a LIKE on the stored column text, which keeps
+ * the ones holding the term as one substring: the index has no positions
+ * (detail=none, schema version 4), which makes it small and fast to fill. A
+ * shorter term, which trigrams cannot index, is the LIKE alone: a scan.
+ * Searching and listing pending messages run on the loop thread's read
+ * connection; writing index documents runs as one writer job on the writer
+ * thread's connection.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -62,22 +66,37 @@ static size_t utf8_chars(const char *s) {
         return n;
 }
 
-/* text as an FTS5 string: in double quotes, quotes doubled. */
-static char *fts_phrase(const char *column, const char *text) {
+/* The FTS5 query for the trigrams of text (3+ characters), ANDed: each one
+ * a string in double quotes, quotes doubled. The index has no positions
+ * (detail=none), so this finds the documents holding every trigram anywhere;
+ * the LIKE beside it keeps those where text is one substring of the column. */
+static char *fts_trigrams(const char *text) {
         size_t n = strlen(text);
-        char *out = malloc(strlen(column ? column : "") + 2 * n + 8), *p = out;
+        char *out = malloc(16 * n + 16), *p = out; /* a byte is in three trigrams at most, doubled when a quote */
+        const char *c0 = text, *c3 = text;
 
         if (!out)
                 return NULL;
-        if (column)
-                p += sprintf(p, "%s : ", column);
-        *p++ = '"';
-        for (const char *t = text; *t; t++) {
-                if (*t == '"')
-                        *p++ = '"';
-                *p++ = *t;
+        for (int k = 0; k < 3 && *c3; k++) /* c3: three characters after c0 */
+                while (*++c3 && ((unsigned char)*c3 & 0xc0) == 0x80)
+                        ;
+        for (;;) {
+                if (p > out)
+                        p += sprintf(p, " AND ");
+                *p++ = '"';
+                for (const char *t = c0; t < c3; t++) {
+                        if (*t == '"')
+                                *p++ = '"';
+                        *p++ = *t;
+                }
+                *p++ = '"';
+                if (!*c3)
+                        break;
+                while (*++c0 && ((unsigned char)*c0 & 0xc0) == 0x80)
+                        ;
+                while (*++c3 && ((unsigned char)*c3 & 0xc0) == 0x80)
+                        ;
         }
-        *p++ = '"';
         *p = '\0';
         return out;
 }
@@ -102,31 +121,34 @@ static char *like_pattern(const char *text) {
 /* A text term in column (NULL: every indexed column; the columns are the same names in search and messages). */
 static int add_text(Builder *b, const char *column, const char *text) {
         static const char *const all[] = {"subject", "from_addr", "to_addr", "cc_addr", "body"};
-        int n;
+        bool first = true;
+        int n, k;
 
         if (!*text)
                 return 0;
-        if (utf8_chars(text) >= 3) {
-                n = add_param(b, fts_phrase(column, text));
-                if (n < 0)
-                        return n;
-                add_cond(b, "m.id IN (SELECT rowid FROM search WHERE search MATCH ?%d)", n);
-                return 0;
-        }
         n = add_param(b, like_pattern(text));
         if (n < 0)
                 return n;
-        if (column && strcmp(column, "body") != 0) { /* the row's own field: found before indexing too */
+        if (utf8_chars(text) < 3 && column && strcmp(column, "body") != 0) {
+                /* The row's own field: found before indexing too. */
                 add_cond(b, "m.%s LIKE ?%d ESCAPE '\\'", column, n);
                 return 0;
         }
-        add_cond(b, "m.id IN (SELECT rowid FROM search WHERE ");
+        if (utf8_chars(text) >= 3) { /* the index finds candidates, LIKE checks them */
+                k = add_param(b, fts_trigrams(text));
+                if (k < 0)
+                        return k;
+                add_cond(b, "m.id IN (SELECT rowid FROM search WHERE search MATCH ?%d AND (", k);
+        } else { /* too short for trigrams: a scan */
+                add_cond(b, "m.id IN (SELECT rowid FROM search WHERE (");
+        }
         for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
                 if (column && strcmp(column, all[i]) != 0)
                         continue;
-                fprintf(b->sql, "%s%s LIKE ?%d ESCAPE '\\'", i && !column ? " OR " : "", all[i], n);
+                fprintf(b->sql, "%s%s LIKE ?%d ESCAPE '\\'", first ? "" : " OR ", all[i], n);
+                first = false;
         }
-        fputs(")", b->sql);
+        fputs("))", b->sql);
         return 0;
 }
 
@@ -411,32 +433,59 @@ static void put_op_free(StoreOp *op) {
         free(p);
 }
 
+/*
+ * FTS5 flushes its pending terms to a new index segment at every savepoint,
+ * statement savepoints included, and every segment is merged again later: so
+ * the rows are marked first, and the documents then go in with single-row
+ * INSERT … VALUES statements, which open no statement savepoint. The job's
+ * documents then make one segment (or a few, when they pass FTS5's hash size)
+ * instead of one per message.
+ */
 static int put_run(sqlite3 *db, void *userdata) {
         PutOp *p = userdata;
         int r;
 
         for (size_t i = 0; i < p->n; i++) {
-                _cleanup_reset_ sqlite3_stmt *ins = NULL;
                 _cleanup_reset_ sqlite3_stmt *mark = NULL;
 
-                /* REPLACE: a message indexed again (its body arrived, a crash before the mark) keeps one row. */
-                r = store_prepare(db,
-                                  "INSERT OR REPLACE INTO search (rowid, subject, from_addr, to_addr, cc_addr, body)"
-                                  " SELECT id, subject, from_addr, to_addr, cc_addr, ? FROM messages WHERE id = ?",
-                                  &ins);
-                if (r < 0)
-                        return r;
-                sqlite3_bind_text(ins, 1, p->docs[i].body, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(ins, 2, p->docs[i].id);
-                r = store_step_done(ins);
-                if (r < 0)
-                        return r;
                 r = store_prepare(db, "UPDATE messages SET indexed = 1, has_attachment = ? WHERE id = ?", &mark);
                 if (r < 0)
                         return r;
                 sqlite3_bind_int(mark, 1, p->docs[i].has_attachment);
                 sqlite3_bind_int64(mark, 2, p->docs[i].id);
                 r = store_step_done(mark);
+                if (r < 0)
+                        return r;
+                p->docs[i].id = sqlite3_changes(db) > 0 ? p->docs[i].id : 0; /* 0: deleted meanwhile */
+        }
+        for (size_t i = 0; i < p->n; i++) {
+                _cleanup_reset_ sqlite3_stmt *env = NULL;
+                _cleanup_reset_ sqlite3_stmt *ins = NULL;
+                int rc;
+
+                if (p->docs[i].id == 0)
+                        continue;
+                r = store_prepare(db, "SELECT subject, from_addr, to_addr, cc_addr FROM messages WHERE id = ?", &env);
+                if (r < 0)
+                        return r;
+                sqlite3_bind_int64(env, 1, p->docs[i].id);
+                rc = sqlite3_step(env);
+                if (rc == SQLITE_DONE)
+                        continue;
+                if (rc != SQLITE_ROW)
+                        return store_db_errno(rc) ?: -EIO;
+                /* REPLACE: a message indexed again (its body arrived, a crash before the mark) keeps one row. */
+                r = store_prepare(db,
+                                  "INSERT OR REPLACE INTO search (rowid, subject, from_addr, to_addr, cc_addr, body)"
+                                  " VALUES (?, ?, ?, ?, ?, ?)",
+                                  &ins);
+                if (r < 0)
+                        return r;
+                sqlite3_bind_int64(ins, 1, p->docs[i].id);
+                for (int c = 0; c < 4; c++)
+                        sqlite3_bind_value(ins, c + 2, sqlite3_column_value(env, c));
+                sqlite3_bind_text(ins, 6, p->docs[i].body, -1, SQLITE_STATIC);
+                r = store_step_done(ins);
                 if (r < 0)
                         return r;
         }

@@ -15,6 +15,7 @@
 
 #include "store/db.h"
 #include "store/message.h"
+#include "store/schema.h"
 #include "store/search.h"
 #include "store/store.h"
 #include "store/test-util.h"
@@ -43,9 +44,13 @@ static void test_parse(void) {
         check(store_search_parse("", &q) == 0 && strcmp(q.where, "1") == 0 && q.n_params == 0);
         store_search_query_clear(&q);
         check(store_search_parse("  from:\"Alice Example\"  is:unread ab", &q) == 0);
-        check(q.n_params == 2);
-        check(strcmp(q.params[0], "from_addr : \"Alice Example\"") == 0);
-        check(strcmp(q.params[1], "%ab%") == 0);
+        check(q.n_params == 3);
+        /* 3+ characters: the LIKE pattern that checks, and the trigrams that find candidates */
+        check(strcmp(q.params[0], "%Alice Example%") == 0);
+        check(strncmp(q.params[1], "\"Ali\" AND \"lic\" AND \"ice\" AND \"ce \" AND ", 40) == 0);
+        check(strlen(q.params[1]) > 5 && strcmp(q.params[1] + strlen(q.params[1]) - 5, "\"ple\"") == 0);
+        check(strstr(q.where, "search MATCH ?2 AND (from_addr LIKE ?1 ESCAPE"));
+        check(strcmp(q.params[2], "%ab%") == 0);
         check(strstr(q.where, "(m.flags & 1) = 0"));
         store_search_query_clear(&q);
         check(store_search_parse("say \"a \"\"b", &q) == STORE_SEARCH_E_QUERY); /* unclosed quote */
@@ -58,7 +63,16 @@ static void test_parse(void) {
         check(store_search_parse("\"x\"\"y\" 100%_", &q) == 0); /* FTS5 and LIKE syntax stay text */
         store_search_query_clear(&q);
         check(store_search_parse("https://example.org/", &q) == 0); /* not an operator */
-        check(strcmp(q.params[0], "\"https://example.org/\"") == 0);
+        check(strcmp(q.params[0], "%https://example.org/%") == 0);
+        check(strncmp(q.params[1], "\"htt\" AND \"ttp\" AND \"tps\"", 25) == 0);
+        store_search_query_clear(&q);
+        check(store_search_parse("a\"bcd", &q) == 0 && q.n_params == 2); /* a quote doubled in its trigrams */
+        check(strcmp(q.params[1], "\"a\"\"b\" AND \"\"\"bc\" AND \"bcd\"") == 0);
+        store_search_query_clear(&q);
+        check(store_search_parse("検索テスト", &q) == 0 && q.n_params == 2); /* characters, not bytes */
+        check(strcmp(q.params[1], "\"検索テ\" AND \"索テス\" AND \"テスト\"") == 0);
+        store_search_query_clear(&q);
+        check(store_search_parse("abc", &q) == 0 && q.n_params == 2 && strcmp(q.params[1], "\"abc\"") == 0);
         store_search_query_clear(&q);
 }
 
@@ -210,6 +224,17 @@ static void test_search(const char *dir) {
         check(error && strstr(error, "bogus"));
         free(error);
 
+        /* Indexed again (its body changed): one row, the new text only. */
+        docs = calloc(1, sizeof(*docs));
+        check(docs);
+        docs[0] = (StoreSearchDoc){.id = m1, .body = strdup("goodbye world\n")};
+        w = (Wait){};
+        check(store_search_put(s, docs, 1, wait_done_cb, &w) == 0);
+        check(wait_for(&loop, &w) == 0);
+        EXPECT(s, "hello", NONE);
+        EXPECT(s, "\"goodbye world\"", m1);
+        EXPECT(s, "world", m1);
+
         /* A deleted message leaves the index with it. */
         w = (Wait){};
         check(store_message_expunge(s, archive, (const uint32_t[]){1}, 1, wait_id_cb, &w) == 0);
@@ -231,12 +256,56 @@ static void test_search(const char *dir) {
                 check(!file_has(path, MARKER) && !file_has(wal, MARKER));
 }
 
+/* A store indexed by a tegami of schema version 3 (the index with positions): opened by this one,
+ * the index is rebuilt without them and every message waits for indexing again, then is found. */
+static void test_migrate_from_v3(const char *dir) {
+        const StoreMigration *steps;
+        StoreSearchDoc *docs;
+        uint64_t n_pending;
+        size_t n_steps;
+        char path[512];
+        sqlite3 *db = NULL;
+        Wait w = {};
+        Store *s;
+
+        snprintf(path, sizeof(path), "%s/v3.db", dir);
+        steps = store_schema_get_steps(&n_steps);
+        check(n_steps >= 4);
+        check(store_db_open(path, key, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &db) == 0);
+        check(store_schema_migrate_steps(db, steps, 3) == 0);
+        check(sqlite3_exec(db,
+                           "INSERT INTO accounts (id, name) VALUES (1, 'work');"
+                           "INSERT INTO folders (id, account_id, name) VALUES (1, 1, 'INBOX');"
+                           "INSERT INTO messages (id, folder_id, uid, subject, cid, indexed, has_attachment)"
+                           "  VALUES (1, 1, 1, 'old index', zeroblob(32), 1, 1);"
+                           "INSERT INTO search (rowid, subject, body) VALUES (1, 'old index', 'kangaroo');",
+                           NULL, NULL, NULL) == SQLITE_OK);
+        sqlite3_close(db);
+
+        check(store_open(&loop, path, key, &s) == 0);
+        check(store_search_count_pending(s, &n_pending) == 0 && n_pending == 1);
+        EXPECT(s, "kangaroo", NONE);    /* the old index is gone */
+        EXPECT(s, "has:attachment", 1); /* kept until the indexer has looked again */
+        docs = calloc(1, sizeof(*docs));
+        check(docs);
+        docs[0] = (StoreSearchDoc){.id = 1, .body = strdup("a kangaroo again")};
+        check(store_search_put(s, docs, 1, wait_done_cb, &w) == 0);
+        check(wait_for(&loop, &w) == 0);
+        check(store_search_count_pending(s, &n_pending) == 0 && n_pending == 0);
+        EXPECT(s, "kangaroo", 1);
+        EXPECT(s, "\"kangaroo again\"", 1);
+        EXPECT(s, "\"kangaroo agian\"", NONE);
+        EXPECT(s, "has:attachment", NONE);
+        close_store(s);
+}
+
 static void run_all(const char *label) {
         char dir[] = "/tmp/tegami-test-search-XXXXXX";
         char cmd[128];
 
         check(mkdtemp(dir));
         test_search(dir);
+        test_migrate_from_v3(dir);
         snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
         check(system(cmd) == 0);
         printf("%s: ok\n", label);

@@ -1,7 +1,8 @@
 /*
  * The search indexer (see indexer.h). A run is a chain of batches: list up to
- * MIME_INDEXER_BATCH pending messages on the read connection, read and parse
- * each body here on the loop thread (at most MIME_INDEXER_BODY_MAX bytes of it,
+ * MIME_INDEXER_BATCH pending messages on the read connection (fewer once their
+ * text reaches MIME_INDEXER_BATCH_BYTES), read and parse each body here on the
+ * loop thread (at most MIME_INDEXER_BODY_MAX bytes of it,
  * so memory stays bounded whatever the message size), submit one writer job,
  * and in its completion either start the next batch or end the run. A message
  * whose body cannot be read or parsed is still written (envelope only), so a
@@ -63,8 +64,7 @@ void mime_indexer_stop(MimeIndexer *ix) {
 
 int mime_indexer_extract(const void *raw, size_t n, char **bodyp, bool *has_attachmentp) {
         MimeMessage *msg = NULL;
-        MimeAttachment *att = NULL;
-        size_t len, n_att = 0;
+        size_t len;
         int r;
 
         *bodyp = NULL;
@@ -73,10 +73,7 @@ int mime_indexer_extract(const void *raw, size_t n, char **bodyp, bool *has_atta
         if (r != 0)
                 return r < 0 ? r : 0; /* not a message: envelope only */
         r = mime_message_text(msg, MIME_TEXT_MAX, bodyp, &len);
-        if (r == 0)
-                r = mime_message_attachments(msg, &att, &n_att);
-        *has_attachmentp = n_att > 0;
-        mime_attachments_free(att, n_att);
+        *has_attachmentp = mime_message_has_attachment(msg); /* not listed: that would decode them */
         mime_message_free(msg);
         return r;
 }
@@ -165,7 +162,7 @@ static void batch(MimeIndexer *ix) {
 static bool batch_one(MimeIndexer *ix) {
         StoreSearchPending *pending = NULL;
         StoreSearchDoc *docs;
-        size_t n = 0;
+        size_t n = 0, text_bytes = 0;
         int r;
 
         r = store_search_pending(ix->store, ix->last_id, MIME_INDEXER_BATCH, &pending, &n);
@@ -185,6 +182,10 @@ static bool batch_one(MimeIndexer *ix) {
                 char *raw = NULL;
                 size_t len = 0;
 
+                if (text_bytes >= MIME_INDEXER_BATCH_BYTES) { /* the rest waits for the next batch */
+                        n = i;
+                        break;
+                }
                 docs[i].id = pending[i].id;
                 r = read_body(ix->store, &pending[i].cid, &raw, &len);
                 if (r == 0)
@@ -201,6 +202,7 @@ static bool batch_one(MimeIndexer *ix) {
                 if (r < 0)
                         log_warning("search: message %lld: body unreadable (%s), indexing its envelope only",
                                     (long long)pending[i].id, strerror(-r));
+                text_bytes += docs[i].body ? strlen(docs[i].body) : 0;
         }
         ix->last_id = pending[n - 1].id;
         free(pending);

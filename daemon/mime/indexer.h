@@ -16,8 +16,12 @@
 
 #include "store/store.h"
 
-/* Messages per writer job. */
-#define MIME_INDEXER_BATCH 128
+/* Messages per writer job at most. FTS5 writes what a job adds as one index segment (more
+ * when it passes FTS5's hash size) and merges segments later: bigger jobs, fewer merges. */
+#define MIME_INDEXER_BATCH 512
+
+/* Text per writer job at most: a batch ends early once its documents hold this much. */
+#define MIME_INDEXER_BATCH_BYTES (16 * 1024 * 1024)
 
 /* Writer jobs a run keeps submitted at once (parsing the next batch while the writer writes). */
 #define MIME_INDEXER_IN_FLIGHT 2

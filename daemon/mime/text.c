@@ -363,6 +363,14 @@ static GPtrArray *attachment_parts(MimeMessage *msg) {
         return c.parts;
 }
 
+bool mime_message_has_attachment(MimeMessage *msg) {
+        GPtrArray *parts = attachment_parts(msg);
+        bool any = parts->len > 0;
+
+        g_ptr_array_free(parts, TRUE);
+        return any;
+}
+
 int mime_message_attachments(MimeMessage *msg, MimeAttachment **attp, size_t *n_attp) {
         GPtrArray *parts = attachment_parts(msg);
         MimeAttachment *att;

@@ -11,6 +11,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +57,10 @@ int mime_message_write_text(MimeMessage *msg, int fd);
 /* The attachments of msg in document order, *n_attp of them, in a malloc()ed
  * array (mime_attachments_free()). Returns 0 or a negative errno. */
 int mime_message_attachments(MimeMessage *msg, MimeAttachment **attp, size_t *n_attp);
+
+/* Whether msg has an attachment (what mime_message_attachments() would list), without
+ * decoding any: cheap. */
+bool mime_message_has_attachment(MimeMessage *msg);
 
 /* Frees an array from mime_message_attachments(). */
 void mime_attachments_free(MimeAttachment *att, size_t n_att);

@@ -29,6 +29,10 @@ ROOT = "/org/tegami/Mail1"
 IFACE = "org.tegami.Mail1"
 WORD = "\u624b\u7d19\u306e\u691c\u7d22\u30c6\u30b9\u30c8"  # 手紙の検索テスト
 BODY = "\u672c\u6587: " + WORD  # 本文: …
+BLOB = bytes((i * 7 + i // 256) % 256 for i in range(40000))  # every byte value, CR and LF included
+BLOB_NAME = "\u624b\u7d19\u306e\u6dfb\u4ed8.bin"  # 手紙の添付.bin
+NOTE = "a note attached\n"
+NOTE_CRLF = NOTE.replace("\n", "\r\n")
 
 
 def b_word(text, charset):
@@ -60,13 +64,16 @@ def corpus():
     # 5: mislabelled: raw Shift_JIS labelled ISO-2022-JP
     m.append(msg(5, "mislabelled", ("\u8aa4\u8a18\u306e\u6587\u5b57\u30b3\u30fc\u30c9 " + "\n").encode("shift_jis"),
                  "text/plain; charset=ISO-2022-JP"))
-    # 6: nested multipart with an RFC 2231 attachment
+    # 6: nested multipart with attachments: binary, base64, its Japanese name in RFC 2231 continued
+    # percent-encoded pieces; then a text one named with RFC 2047
     body6 = ("--outer\nContent-Type: multipart/alternative; boundary=\"inner\"\n\n"
              "--inner\nContent-Type: text/plain; charset=utf-8\n\nnested plain zebra\n"
              "--inner\nContent-Type: text/html; charset=utf-8\n\n<p>nested html</p>\n--inner--\n"
-             "--outer\nContent-Type: application/pdf\nContent-Disposition: attachment;\n"
-             " filename*=UTF-8''%E6%89%8B%E7%B4%99.pdf\nContent-Transfer-Encoding: base64\n\n"
-             "JVBERi0xLjQK\n--outer--\n").encode()
+             "--outer\nContent-Type: application/octet-stream\nContent-Disposition: attachment;\n"
+             " filename*0*=UTF-8''%E6%89%8B%E7%B4%99;\n filename*1*=%E3%81%AE%E6%B7%BB%E4%BB%98.bin\n"
+             "Content-Transfer-Encoding: base64\n\n").encode() + base64.encodebytes(BLOB) + (
+             "--outer\nContent-Type: text/plain; charset=utf-8\nContent-Disposition: attachment;"
+             " filename=\"%s\"\n\n%s\n--outer--\n" % (b_word("\u30e1\u30e2.txt", "utf-8"), NOTE)).encode()
     m.append(msg(6, "with attachment", body6, "multipart/mixed; boundary=\"outer\""))
     # 7: HTML only, base64 UTF-8
     m.append(msg(7, "html only", base64.encodebytes("<html><body><p>html giraffe &amp; more</p></body></html>\n"
@@ -193,3 +200,62 @@ def test_no_plaintext_in_store(world):
             data = f.read()
         for marker in (b"walrus", b"giraffe", WORD.encode(), "\u691c\u7d22".encode()):
             assert marker not in data, "plaintext %r in %s" % (marker, name)
+
+
+def test_show_attachment(world):
+    ids = {m["subject"]: m["id"] for m in json.loads(
+        tegami(world.env, "search", "account:home", "--json").stdout)["messages"]}
+    mid = str(ids["with attachment"])
+    # Listed after the body, numbered from 1, with the decoded names and sizes.
+    r = tegami(world.env, "show", mid)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert "nested plain zebra" in out
+    assert "   1  %s  (application/octet-stream, %d bytes)\n" % (BLOB_NAME, len(BLOB)) in out
+    assert "   2  \u30e1\u30e2.txt  (text/plain, %d bytes)\n" % len(NOTE_CRLF) in out
+    r = tegami(world.env, "show", mid, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["attachments"] == [
+        {"name": BLOB_NAME, "type": "application/octet-stream", "size": len(BLOB)},
+        {"name": "\u30e1\u30e2.txt", "type": "text/plain", "size": len(NOTE_CRLF)}]
+    # Extracted byte-exact, to a pipe and to a file.
+    r = tegami(world.env, "show", mid, "--attachment", "1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == BLOB
+    path = os.path.join(tempfile.mkdtemp(prefix="tgat"), BLOB_NAME)
+    r = tegami(world.env, "show", mid, "--attachment=1", "-o", path)
+    assert r.returncode == 0 and r.stdout == b"", r.stderr
+    with open(path, "rb") as f:
+        assert f.read() == BLOB
+    shutil.rmtree(os.path.dirname(path))
+    # A text attachment too comes out as stored: CR LF, as POP3 delivered it.
+    assert tegami(world.env, "show", mid, "--attachment", "2").stdout == NOTE_CRLF.encode()
+    # Out of range, or a message without attachments: a clear error and a failing status.
+    r = tegami(world.env, "show", mid, "--attachment", "3")
+    assert r.returncode == 1 and r.stdout == b""
+    assert b"has 2 attachments: there is no attachment 3" in r.stderr
+    r = tegami(world.env, "show", str(ids["euc plain"]), "--attachment", "1")
+    assert r.returncode == 1 and b"has no attachments" in r.stderr
+    for bad in (["--attachment", "0"], ["--attachment", "x"], ["-o", "/tmp/x"], ["--attachment", "1", "--raw"]):
+        r = tegami(world.env, "show", mid, *bad)
+        assert r.returncode == 2 and r.stdout == b"", (bad, r.stderr)
+    assert tegami(world.env, "list", "home", "INBOX", "--attachment", "1").returncode == 2
+
+
+def test_show_attachment_not_binary_to_a_terminal(world):
+    import pty
+    ids = {m["subject"]: m["id"] for m in json.loads(
+        tegami(world.env, "search", "account:home", "--json").stdout)["messages"]}
+    mid = str(ids["with attachment"])
+    master, slave = pty.openpty()
+    try:
+        r = subprocess.run([TEGAMI, "show", mid, "--attachment", "1"], stdout=slave, stderr=subprocess.PIPE,
+                           env=world.env, timeout=120)
+        assert r.returncode == 2 and b"binary" in r.stderr and b"-o FILE" in r.stderr
+        r = subprocess.run([TEGAMI, "show", mid, "--attachment", "2"], stdout=slave, stderr=subprocess.PIPE,
+                           env=world.env, timeout=120)
+        assert r.returncode == 0, r.stderr  # text may go to a terminal
+        assert os.read(master, 4096).replace(b"\r", b"") == NOTE.encode()  # the terminal adds CRs
+    finally:
+        os.close(master)
+        os.close(slave)
