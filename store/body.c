@@ -11,6 +11,14 @@
  * stored, deletes the staged row (dedup). Staged rows left by a crash are
  * deleted at the next open.
  *
+ * Most mail fits one buffer: then nothing is staged. The staged row is only
+ * begun with the first full chunk, so a body that never filled one reaches
+ * the writer whole, in its finish job, which hashes it, looks the cid up, and
+ * inserts the named row and its one chunk (or nothing at all when the content
+ * is stored already). That is one job and three statements instead of a
+ * staged row that is inserted, verified and renamed: cheaper for the writer,
+ * and it leaves no NULL cid to insert into and delete from the cid index.
+ *
  * Memory stays bounded: the caller's bytes are copied only into chunk buffers
  * that wait for the writer, and append() says STORE_BODY_BACKLOG once more than
  * STORE_BODY_BACKLOG_MAX bytes wait, so a network reader can pause (like
@@ -35,6 +43,7 @@ typedef enum BodyJobKind {
         BODY_JOB_BEGIN,
         BODY_JOB_CHUNK,
         BODY_JOB_FINISH,
+        BODY_JOB_FINISH_WHOLE, /* the whole body, no BEGIN before it */
         BODY_JOB_ABORT,
 } BodyJobKind;
 
@@ -48,6 +57,7 @@ struct StoreBodyWriter {
         size_t n_buf, cap_buf;
         size_t queued;       /* bytes in jobs not yet completed */
         unsigned n_inflight; /* jobs not yet completed */
+        bool begun;          /* the BEGIN job (a staged row) was submitted */
         bool backlogged, finishing;
         int error;
         StoreBodyDrainFn drain_cb;
@@ -123,25 +133,69 @@ static void body_writer_free(StoreBodyWriter *w) {
         free(w);
 }
 
-static int body_insert_chunk(sqlite3 *db, StoreBodyWriter *w, const uint8_t *data, size_t n) {
+static int body_put_chunk(sqlite3 *db, int64_t body_id, uint64_t seq, const uint8_t *data, size_t n) {
         _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_prepare(db, "INSERT INTO body_chunks (body_id, seq, data) VALUES (?, ?, ?)", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, body_id);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+        sqlite3_bind_blob(st, 3, data, (int)n, SQLITE_STATIC);
+        return store_step_done(st);
+}
+
+static int body_insert_chunk(sqlite3 *db, StoreBodyWriter *w, const uint8_t *data, size_t n) {
         int r;
 
         if (w->body_id <= 0)
                 return -EIO; /* the begin job failed */
         crypto_generichash_update(&w->hash, data, n);
-        r = store_prepare(db, "INSERT INTO body_chunks (body_id, seq, data) VALUES (?, ?, ?)", &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(st, 1, w->body_id);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)w->n_chunks);
-        sqlite3_bind_blob(st, 3, data, (int)n, SQLITE_STATIC);
-        r = store_step_done(st);
+        r = body_put_chunk(db, w->body_id, w->n_chunks, data, n);
         if (r < 0)
                 return r;
         w->n_chunks++;
         w->size += n;
         return 0;
+}
+
+/* Looks the cid up: 1 when stored already, 0 when not. */
+static int body_find(sqlite3 *db, const StoreCid *cid) {
+        _cleanup_reset_ sqlite3_stmt *find = NULL;
+        int r, rc;
+
+        r = store_prepare(db, "SELECT id FROM bodies WHERE cid = ?", &find);
+        if (r < 0)
+                return r;
+        store_bind_cid(find, 1, cid);
+        rc = sqlite3_step(find);
+        if (rc == SQLITE_ROW)
+                return 1;
+        return rc == SQLITE_DONE ? 0 : store_db_errno(rc);
+}
+
+/* A body that came whole in its finish job: named row and chunk in one go, or nothing when stored already. */
+static int body_finish_whole_run(sqlite3 *db, StoreBodyWriter *w, BodyJob *j) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        crypto_generichash_update(&w->hash, j->data, j->n);
+        crypto_generichash_final(&w->hash, w->cid.bytes, sizeof(w->cid.bytes));
+        w->size = j->n;
+        r = body_find(db, &w->cid);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        r = store_prepare(db, "INSERT INTO bodies (cid, size, n_chunks) VALUES (?, ?, ?)", &st);
+        if (r < 0)
+                return r;
+        store_bind_cid(st, 1, &w->cid);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)j->n);
+        sqlite3_bind_int64(st, 3, j->n > 0);
+        r = store_step_done(st);
+        if (r < 0)
+                return r;
+        return j->n > 0 ? body_put_chunk(db, sqlite3_last_insert_rowid(db), 0, j->data, j->n) : 0;
 }
 
 /* Checks that every chunk this writer inserted is still there: a group whose
@@ -165,8 +219,8 @@ static int body_verify(sqlite3 *db, StoreBodyWriter *w) {
 }
 
 static int body_finish_run(sqlite3 *db, StoreBodyWriter *w, BodyJob *j) {
-        _cleanup_reset_ sqlite3_stmt *find = NULL, *name = NULL, *drop = NULL;
-        int r, rc;
+        _cleanup_reset_ sqlite3_stmt *name = NULL, *drop = NULL;
+        int r;
 
         if (j->n > 0) {
                 r = body_insert_chunk(db, w, j->data, j->n);
@@ -180,12 +234,10 @@ static int body_finish_run(sqlite3 *db, StoreBodyWriter *w, BodyJob *j) {
                 return r;
         crypto_generichash_final(&w->hash, w->cid.bytes, sizeof(w->cid.bytes));
 
-        r = store_prepare(db, "SELECT id FROM bodies WHERE cid = ?", &find);
+        r = body_find(db, &w->cid);
         if (r < 0)
                 return r;
-        store_bind_cid(find, 1, &w->cid);
-        rc = sqlite3_step(find);
-        if (rc == SQLITE_ROW) {
+        if (r > 0) {
                 /* Stored already: the staged copy goes, chunks with it. */
                 r = store_prepare(db, "DELETE FROM bodies WHERE id = ?", &drop);
                 if (r < 0)
@@ -193,8 +245,6 @@ static int body_finish_run(sqlite3 *db, StoreBodyWriter *w, BodyJob *j) {
                 sqlite3_bind_int64(drop, 1, w->body_id);
                 return store_step_done(drop);
         }
-        if (rc != SQLITE_DONE)
-                return store_db_errno(rc);
 
         r = store_prepare(db, "UPDATE bodies SET cid = ?, size = ?, n_chunks = ? WHERE id = ?", &name);
         if (r < 0)
@@ -226,6 +276,8 @@ static int body_job_run(sqlite3 *db, void *userdata) {
                 return body_insert_chunk(db, w, j->data, j->n);
         case BODY_JOB_FINISH:
                 return body_finish_run(db, w, j);
+        case BODY_JOB_FINISH_WHOLE:
+                return body_finish_whole_run(db, w, j);
         case BODY_JOB_ABORT:
                 if (w->body_id <= 0)
                         return 0;
@@ -263,6 +315,7 @@ static void body_job_done(int r, void *userdata) {
                 }
                 return;
         case BODY_JOB_FINISH:
+        case BODY_JOB_FINISH_WHOLE:
                 /* The last job of this writer: jobs complete in order. */
                 if (w->finish_cb)
                         w->finish_cb(w->error, w->error ? NULL : &w->cid, w->error ? 0 : w->size, w->finish_userdata);
@@ -295,20 +348,13 @@ static int body_submit(StoreBodyWriter *w, BodyJobKind kind, uint8_t *data, size
 
 int store_body_writer_new(Store *s, StoreBodyWriter **wp) {
         StoreBodyWriter *w;
-        int r;
 
         if (posix_memalign((void **)&w, 64, sizeof(*w)) != 0)
                 return -ENOMEM;
         memset(w, 0, sizeof(*w));
         w->store = s;
         crypto_generichash_init(&w->hash, s->cid_key, 32, sizeof(w->cid.bytes));
-
-        r = body_submit(w, BODY_JOB_BEGIN, NULL, 0);
-        if (r < 0) {
-                body_writer_free(w);
-                return r;
-        }
-        *wp = w;
+        *wp = w; /* the staged row waits for a first full chunk */
         return 0;
 }
 
@@ -351,6 +397,12 @@ int store_body_writer_append(StoreBodyWriter *w, const void *data, size_t n) {
                 p += k;
                 n -= k;
                 if (w->n_buf == STORE_BODY_CHUNK) {
+                        if (!w->begun) {
+                                r = body_submit(w, BODY_JOB_BEGIN, NULL, 0);
+                                if (r < 0)
+                                        return (w->error = r);
+                                w->begun = true;
+                        }
                         r = body_submit(w, BODY_JOB_CHUNK, w->buf, w->n_buf);
                         if (r < 0)
                                 return (w->error = r);
@@ -382,7 +434,7 @@ int store_body_writer_finish(StoreBodyWriter *w, StoreBodyFinishFn cb, void *use
                         w->cap_buf = w->n_buf;
                 }
         }
-        r = body_submit(w, BODY_JOB_FINISH, w->buf, w->n_buf);
+        r = body_submit(w, w->begun ? BODY_JOB_FINISH : BODY_JOB_FINISH_WHOLE, w->buf, w->n_buf);
         if (r < 0) {
                 /* Earlier jobs still point at w: let an abort job free it, or
                  * leak the staged row to the next open's clean-up. */
@@ -402,6 +454,10 @@ void store_body_writer_abort(StoreBodyWriter *w) {
         w->finishing = true;
         free(TAKE_PTR(w->buf));
         w->n_buf = 0;
+        if (!w->begun && w->n_inflight == 0) {
+                body_writer_free(w); /* nothing reached the writer */
+                return;
+        }
         if (body_submit(w, BODY_JOB_ABORT, NULL, 0) < 0 && w->n_inflight == 0)
                 body_writer_free(w);
         /* Otherwise, with submission refused and jobs in flight, the store is

@@ -23,6 +23,10 @@
  * Returns 0 or -ENOMEM / -ENOSYS (libsodium or SQLite unusable). */
 int crypt_vfs_register(void);
 
+/* After crypt_vfs_register(): true when pages are sealed through OpenSSL's ChaCha20-Poly1305 (same bytes as
+ * libsodium's; see crypt-vfs.c), false when through libsodium (OpenSSL unusable, or TEGAMI_CRYPT_NO_OPENSSL set). */
+bool crypt_vfs_uses_openssl(void);
+
 /* Opens the store at path through the encrypting VFS with key (copied; the caller keeps its copy),
  * flags as sqlite3_open_v2 (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, ...). Sets page_size 4096,
  * 40 reserved bytes, temp_store=MEMORY, mmap_size=0, a busy timeout of CRYPT_VFS_BUSY_TIMEOUT_MS, and

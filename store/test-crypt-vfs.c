@@ -4,7 +4,9 @@
  * the middle of a transaction), crash recovery still works through the shim,
  * a flipped byte or a wrong key gives the "damaged or wrong key" error, and
  * rekey leaves a store only the new key opens. The same scan run on a plain
- * store must find the markers, so the scanner itself is tested too.
+ * store must find the markers, so the scanner itself is tested too. Pages
+ * sealed through OpenSSL and through libsodium are the same cipher: a child
+ * with TEGAMI_CRYPT_NO_OPENSSL reads and extends a store the parent keeps open.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -793,16 +795,71 @@ static void test_rekey(void) {
         remove_store(path);
 }
 
+/* The child of test_cipher_interop(), on libsodium: reads path (expecting n rows), then adds 50 in the WAL. */
+static int interop_child(const char *path, const char *hex, long long n) {
+        sqlite3 *db = NULL;
+        uint8_t k[32];
+        int rc = SQLITE_OK;
+
+        CHECK(!crypt_vfs_uses_openssl(), "the child seals with libsodium");
+        if (sodium_hex2bin(k, sizeof k, hex, strlen(hex), NULL, NULL, NULL) != 0 ||
+            crypt_vfs_open(path, k, SQLITE_OPEN_READWRITE, &db) != 0)
+                return 1;
+        CHECK(query_int(db, "SELECT count(*) FROM msg", &rc) == n && rc == SQLITE_OK, "child reads %lld rows", n);
+        CHECK(query_int(db, "SELECT count(*) FROM fts WHERE fts MATCH 'ZEBRA'", &rc) == n && rc == SQLITE_OK,
+              "child searches");
+        CHECK(exec(db, "PRAGMA wal_autocheckpoint=0") == SQLITE_OK && insert_rows(db, 3, 50) == SQLITE_OK,
+              "child writes");
+        sqlite3_close(db);
+        return failures ? 1 : 0;
+}
+
+/* A store sealed by one implementation is read and written by the other, main file and WAL both. */
+static void test_cipher_interop(void) {
+        char *path = make_store("interop", key, 200), hex[65], n[16];
+        sqlite3 *db = open_or_die(path, key);
+        int rc = SQLITE_OK, status = -1;
+        pid_t pid;
+
+        if (!crypt_vfs_uses_openssl()) {
+                printf("ok cipher interop: skipped, this process seals with libsodium already\n");
+                sqlite3_close(db);
+                remove_store(path);
+                return;
+        }
+        /* Rows in the WAL too: the parent keeps the store open, so nobody checkpoints them. */
+        CHECK(exec(db, "PRAGMA wal_autocheckpoint=0") == SQLITE_OK && insert_rows(db, 2, 100) == SQLITE_OK, "WAL rows");
+        sodium_bin2hex(hex, sizeof hex, key, sizeof key);
+        snprintf(n, sizeof n, "%d", 300);
+        pid = fork();
+        if (pid == 0) {
+                setenv("TEGAMI_CRYPT_NO_OPENSSL", "1", 1);
+                execl("/proc/self/exe", "test-crypt-vfs", "--interop-child", path, hex, n, (char *)NULL);
+                _exit(127);
+        }
+        CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "the libsodium child read and wrote the store (status %d)", status);
+        CHECK(query_int(db, "SELECT count(*) FROM msg", &rc) == 350 && rc == SQLITE_OK,
+              "parent reads the child's rows");
+        CHECK(exec(db, "PRAGMA wal_checkpoint(TRUNCATE)") == SQLITE_OK, "checkpoint");
+        sqlite3_close(db);
+        CHECK(read_all(path, key, &rc) == SQLITE_OK && rc == 0, "integrity after the checkpoint");
+        printf("ok cipher interop: OpenSSL and libsodium pages are the same cipher\n");
+        remove_store(path);
+}
+
 static void sqlite_log_cb(void *userdata, int code, const char *msg) {
         fprintf(stderr, "  sqlite log %d: %s\n", code, msg);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
         setvbuf(stdout, NULL, _IOLBF, 0); /* keep "ok" lines in order with FAIL lines on stderr */
         if (getenv("TEGAMI_TEST_SQLITE_LOG"))
                 sqlite3_config(SQLITE_CONFIG_LOG, sqlite_log_cb, NULL);
         if (sodium_init() < 0 || crypt_vfs_register() < 0)
                 return 1;
+        if (argc == 5 && strcmp(argv[1], "--interop-child") == 0)
+                return interop_child(argv[2], argv[3], atoll(argv[4]));
         CHECK(crypt_vfs_register() == 0, "register twice");
         randombytes_buf(key, sizeof key);
         randombytes_buf(other_key, sizeof other_key);
@@ -820,6 +877,7 @@ int main(void) {
         test_tamper_journal();
         test_wrong_key();
         test_rekey();
+        test_cipher_interop();
 
         if (failures)
                 fprintf(stderr, "%d failure(s)\n", failures);

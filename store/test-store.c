@@ -454,6 +454,15 @@ static void test_api(const char *dir) {
         check(store_folder_delete(s, other, wait_done_cb, &w) == 0);
         check(wait_for(&loop, &w) == 0);
         check(count(s, "SELECT count(*) FROM messages WHERE subject = 'pop'") == 0);
+
+        /* A writer idle for a second has the checkpointer copy what the WAL still holds (store/writer.c). */
+        uint64_t n_ckpt0 = 0, n_ckpt = 0;
+        store_get_stats(s, NULL, NULL, &n_ckpt0);
+        for (int i = 0; i < 50 && n_ckpt <= n_ckpt0; i++) {
+                usleep(100 * 1000);
+                store_get_stats(s, NULL, NULL, &n_ckpt);
+        }
+        check(n_ckpt > n_ckpt0);
         close_store(s);
 
         /* Reopen: everything is still there, and the cid key did not change. */

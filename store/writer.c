@@ -23,10 +23,18 @@
  * inside a commit: copying WAL pages into the db file (through the encrypting
  * VFS: decrypt, re-encrypt) and two fsyncs, while every job waits. Instead the
  * writer connection's WAL hook wakes a checkpointer thread with a connection
- * of its own once the WAL passes CHECKPOINT_PAGES, and that thread runs
- * PASSIVE checkpoints beside the writer (WAL allows one checkpointer beside
- * one writer). Should it fall behind, the writer checkpoints itself at
- * CHECKPOINT_HARD_PAGES so the WAL stays bounded.
+ * of its own once CHECKPOINT_PAGES frames were appended since the last
+ * checkpoint, and that thread runs PASSIVE checkpoints beside the writer (WAL
+ * allows one checkpointer beside one writer). Counting new frames, not the
+ * WAL's length, matters: under a steady stream of commits the WAL cannot
+ * restart (a checkpoint never catches up with the writer), so a trigger on its
+ * length would fire after every commit and copy the same hot index pages again
+ * each time. A checkpoint copies each page once however many frames hold it,
+ * so batching many frames per checkpoint is what makes it cheap. The writer
+ * checkpoints itself at CHECKPOINT_HARD_PAGES, between transactions, which
+ * lets the next one restart the WAL from its beginning: that bounds its size.
+ * And once the writer has been idle for a second, the checkpointer copies
+ * whatever is left, so a quiet store keeps a short WAL.
  *
  * Completion. Finished jobs move to a done list and the thread wakes the loop
  * with uv_async_send(); the async callback runs the callbacks in order. On
@@ -46,10 +54,14 @@
  * transaction (and the callbacks behind it) for long. */
 #define MAX_GROUP 512
 
-/* WAL pages (4 KB) that wake the checkpointer: large enough that checkpoints
- * are few, small enough that the WAL stays a few MB. */
-#define CHECKPOINT_PAGES      2048
+/* New WAL frames (4 KB pages) that wake the checkpointer: a bulk sync rewrites
+ * a few hundred index pages in every commit, and a checkpoint copies each of
+ * them once per run, so runs are worth making large. The hard limit bounds the
+ * WAL file (about 135 MB at most). */
+#define CHECKPOINT_PAGES      8192
 #define CHECKPOINT_HARD_PAGES 32768
+/* A writer idle this long checkpoints what is left (one second). */
+#define CHECKPOINT_IDLE_NS (1000 * 1000 * 1000)
 
 typedef struct StoreJob {
         struct StoreJob *next;
@@ -83,6 +95,8 @@ struct StoreWriter {
         bool finished; /* the thread has closed db and is about to return */
         uint64_t n_commits, n_jobs, n_checkpoints;
         bool ckpt_wanted, ckpt_stop;
+        int ckpt_frames; /* frames of the WAL copied by the last checkpoint (0 after a restart) */
+        int wal_frames;  /* frames in the WAL after the last commit */
 
         StoreWriterClosedFn closed_cb;
         void *closed_userdata;
@@ -117,6 +131,20 @@ static int writer_exec(StoreWriter *w, const char *sql) {
         return 0;
 }
 
+/* writer_exec() for the statements of every job: prepared once (sql must be a literal). */
+static int writer_step(StoreWriter *w, const char *sql) {
+        sqlite3_stmt *st;
+        int r = store_prepare(w->db, sql, &st);
+
+        if (r < 0)
+                return r;
+        r = store_step_done(st);
+        if (r < 0)
+                log_error("store: \"%s\" failed: %s", sql, sqlite3_errmsg(w->db));
+        sqlite3_reset(st);
+        return r;
+}
+
 /* Runs one group in one transaction; sets every job's r. */
 static void writer_run_group(StoreWriter *w, JobList *group) {
         bool barrier = false;
@@ -143,12 +171,12 @@ static void writer_run_group(StoreWriter *w, JobList *group) {
         }
 
         for (StoreJob *j = group->head; j; j = j->next) {
-                r = writer_exec(w, "SAVEPOINT job");
+                r = writer_step(w, "SAVEPOINT job");
                 if (r >= 0) {
                         r = j->run(w->db, j->userdata);
                         if (r < 0)
-                                (void)writer_exec(w, "ROLLBACK TO job");
-                        int k = writer_exec(w, "RELEASE job");
+                                (void)writer_step(w, "ROLLBACK TO job");
+                        int k = writer_step(w, "RELEASE job");
                         if (r >= 0 && k < 0)
                                 r = k;
                 }
@@ -168,21 +196,32 @@ restore:
                 (void)writer_exec(w, "PRAGMA synchronous=NORMAL");
 }
 
-/* Runs on the writer thread after each commit, with the WAL's size in pages. */
+/* Runs on the writer thread after each commit, with the WAL's size in frames. */
 static int writer_wal_hook(void *arg, sqlite3 *db, const char *name, int n_pages) {
         StoreWriter *w = arg;
 
         if (n_pages >= CHECKPOINT_HARD_PAGES) {
-                /* The checkpointer is behind: BUSY here just means it is at work. */
-                (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+                int n_log = -1, n_ckpt = -1;
+
+                /* The WAL is long: copy what the checkpointer has not, so the next transaction can restart it.
+                 * BUSY here just means the checkpointer is at work. */
+                (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &n_log, &n_ckpt);
+                uv_mutex_lock(&w->lock);
+                if (n_ckpt > w->ckpt_frames)
+                        w->ckpt_frames = n_ckpt;
+                w->wal_frames = n_pages;
+                uv_mutex_unlock(&w->lock);
                 return SQLITE_OK;
         }
-        if (n_pages >= CHECKPOINT_PAGES) {
-                uv_mutex_lock(&w->lock);
+        uv_mutex_lock(&w->lock);
+        if (n_pages < w->ckpt_frames)
+                w->ckpt_frames = 0; /* the WAL restarted from its beginning */
+        w->wal_frames = n_pages;
+        if (n_pages - w->ckpt_frames >= CHECKPOINT_PAGES) {
                 w->ckpt_wanted = true;
                 uv_cond_signal(&w->ckpt_cond);
-                uv_mutex_unlock(&w->lock);
         }
+        uv_mutex_unlock(&w->lock);
         return SQLITE_OK;
 }
 
@@ -190,7 +229,7 @@ static void checkpointer_thread(void *arg) {
         StoreWriter *w = arg;
 
         for (;;) {
-                int rc;
+                int rc, n_log = -1, n_ckpt = -1;
 
                 uv_mutex_lock(&w->lock);
                 while (!w->ckpt_wanted && !w->ckpt_stop)
@@ -202,12 +241,16 @@ static void checkpointer_thread(void *arg) {
                 w->ckpt_wanted = false;
                 uv_mutex_unlock(&w->lock);
 
-                rc = sqlite3_wal_checkpoint_v2(w->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+                rc = sqlite3_wal_checkpoint_v2(w->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &n_log, &n_ckpt);
                 if (rc != SQLITE_OK && rc != SQLITE_BUSY)
                         log_warning("store: checkpoint failed: %s", sqlite3_errmsg(w->ckpt_db));
 
                 uv_mutex_lock(&w->lock);
                 w->n_checkpoints++;
+                /* Until the writer has appended another CHECKPOINT_PAGES frames, there is nothing worth copying.
+                 * Had the WAL restarted meanwhile, the hook sees fewer frames than this and starts over. */
+                if (rc == SQLITE_OK && n_ckpt > w->ckpt_frames)
+                        w->ckpt_frames = n_ckpt;
                 uv_mutex_unlock(&w->lock);
         }
         sqlite3_close(w->ckpt_db);
@@ -222,8 +265,19 @@ static void writer_thread(void *arg) {
                 unsigned n = 0;
 
                 uv_mutex_lock(&w->lock);
-                while (!w->queue.head && !w->closing)
-                        uv_cond_wait(&w->cond, &w->lock);
+                while (!w->queue.head && !w->closing) {
+                        /* Idle for CHECKPOINT_IDLE_NS with frames not yet copied: checkpoint them now, so
+                         * the WAL does not sit long at up to CHECKPOINT_PAGES frames between bursts. */
+                        if (w->ckpt_db && w->wal_frames > w->ckpt_frames && !w->ckpt_wanted) {
+                                if (uv_cond_timedwait(&w->cond, &w->lock, CHECKPOINT_IDLE_NS) == UV_ETIMEDOUT &&
+                                    !w->queue.head && !w->closing) {
+                                        w->ckpt_wanted = true;
+                                        w->ckpt_frames = w->wal_frames; /* asked for: do not ask again */
+                                        uv_cond_signal(&w->ckpt_cond);
+                                }
+                        } else
+                                uv_cond_wait(&w->cond, &w->lock);
+                }
                 if (!w->queue.head) {
                         uv_mutex_unlock(&w->lock);
                         break;
