@@ -7,7 +7,7 @@
  * account within NOTIFY_SETTLE_MS make one notification, and while that
  * notification is still on screen later mail updates it in place
  * (replaces_id) with the running count, "12 new messages in work". Sender and
- * subject come from GetMessage's summary (already decoded by tegamid), and
+ * subject come from GetMessageSummary (already decoded by tegamid), and
  * only when the account allows previews (`notify_preview`, default yes).
  * Subjects are escaped when the server renders body markup. The default
  * action runs `[notify] open_command` with TEGAMI_ACCOUNT and
@@ -251,14 +251,14 @@ static uint32_t notify(Notifier *n, uint32_t replaces, const char *icon, const c
         return id;
 }
 
-/* Sender and subject of message id from tegamid (GetMessage's summary; the fd is closed unread). */
+/* Sender and subject of message id from tegamid: GetMessageSummary, which never fetches a body
+ * (GetMessage would, for a message stored headers only on a metered network). */
 static int summary_of(Notifier *n, uint64_t id, char **fromp, char **subjectp) {
         DBusMessage *m, *reply;
         DBusMessageIter it, dict;
         DBusError e = DBUS_ERROR_INIT;
-        int fd = -1;
 
-        m = dbus_message_new_method_call(MAIL_NAME, MAIL_PATH, MAIL_IFACE, "GetMessage");
+        m = dbus_message_new_method_call(MAIL_NAME, MAIL_PATH, MAIL_IFACE, "GetMessageSummary");
         if (!m || !dbus_message_append_args(m, DBUS_TYPE_UINT64, &id, DBUS_TYPE_INVALID)) {
                 if (m)
                         dbus_message_unref(m);
@@ -267,18 +267,11 @@ static int summary_of(Notifier *n, uint64_t id, char **fromp, char **subjectp) {
         reply = dbus_connection_send_with_reply_and_block(n->conn, m, CALL_TIMEOUT_MS, &e);
         dbus_message_unref(m);
         if (!reply) {
-                log_debug("GetMessage %" PRIu64 ": %s", id, e.message);
+                log_debug("GetMessageSummary %" PRIu64 ": %s", id, e.message);
                 dbus_error_free(&e);
                 return -ENOENT;
         }
-        if (!dbus_message_iter_init(reply, &it) || dbus_message_iter_get_arg_type(&it) != DBUS_TYPE_UNIX_FD) {
-                dbus_message_unref(reply);
-                return -EBADMSG;
-        }
-        dbus_message_iter_get_basic(&it, &fd);
-        if (fd >= 0)
-                close(fd); /* libdbus hands out a dup we own */
-        if (!dbus_message_iter_next(&it) || dbus_message_iter_get_arg_type(&it) != DBUS_TYPE_ARRAY) {
+        if (!dbus_message_iter_init(reply, &it) || dbus_message_iter_get_arg_type(&it) != DBUS_TYPE_ARRAY) {
                 dbus_message_unref(reply);
                 return -EBADMSG;
         }

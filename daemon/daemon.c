@@ -14,7 +14,9 @@
 #include "daemon/daemon.h"
 #include "daemon/net/tls.h"
 #include "daemon/netmon.h"
+#include "daemon/ondemand.h"
 #include "daemon/service-search.h"
+#include "daemon/sysbus.h"
 #include "store/keys.h"
 #include "util/log.h"
 #include "util/secret.h"
@@ -144,8 +146,16 @@ static void sched_started_cb(const char *account, void *userdata) {
                 d->listener->sync_started(account, d->listener_userdata);
 }
 
+/* Asleep and every session has ended: logind may suspend now. */
+static void daemon_maybe_sleep_ready(Daemon *d) {
+        if (d->asleep && d->sysbus && (!d->scheduler || scheduler_is_quiet(d->scheduler)))
+                sysbus_sleep_ready(d->sysbus);
+}
+
 static void sched_finished_cb(const char *account, const SchedRun *run, void *userdata) {
         Daemon *d = userdata;
+
+        daemon_maybe_sleep_ready(d);
 
         if (d->sending && run->r >= 0)
                 sending_account_synced(d->sending, account);
@@ -184,7 +194,10 @@ static void daemon_restart_scheduler(Daemon *d) {
         if (r < 0) {
                 d->scheduler = NULL;
                 log_error("accounts: cannot schedule syncs: %s", strerror(-r));
+                return;
         }
+        scheduler_set_headers_only(d->scheduler, d->metered);
+        scheduler_set_paused(d->scheduler, d->asleep || d->offline);
 }
 
 int daemon_sync_now(Daemon *d, const char *account) {
@@ -241,6 +254,40 @@ static void network_changed_cb(void *userdata) {
                 scheduler_retry_now(d->scheduler);
 }
 
+/* logind: sleeping closes every connection (then releases the delay lock), waking catches up. */
+static void sysbus_sleep_cb(bool sleeping, void *userdata) {
+        Daemon *d = userdata;
+
+        if (d->stopping)
+                return;
+        d->asleep = sleeping;
+        if (d->scheduler)
+                scheduler_set_paused(d->scheduler, d->asleep || d->offline);
+        if (sleeping)
+                daemon_maybe_sleep_ready(d);
+        else if (d->sending && !d->offline)
+                sending_kick(d->sending);
+}
+
+/* NetworkManager: offline pauses the syncs, metered keeps bodies for later; back online catches up. */
+static void sysbus_network_cb(bool online, bool metered, void *userdata) {
+        Daemon *d = userdata;
+        bool was_offline = d->offline;
+
+        if (d->stopping)
+                return;
+        d->offline = !online;
+        d->metered = metered;
+        if (d->scheduler) {
+                scheduler_set_headers_only(d->scheduler, metered);
+                scheduler_set_paused(d->scheduler, d->asleep || d->offline);
+        }
+        if (was_offline && online && d->sending && !d->asleep)
+                sending_kick(d->sending);
+}
+
+static const SysbusOps sysbus_ops = {.sleep = sysbus_sleep_cb, .network = sysbus_network_cb};
+
 static void on_signal_cb(uv_signal_t *h, int signum) {
         Daemon *d = h->data;
 
@@ -282,6 +329,8 @@ int daemon_start(Daemon *d, char **errp) {
                         log_warning("network: cannot watch connectivity (%s): retries follow their timers only",
                                     strerror(-r));
                 }
+                if (sysbus_new(d->loop, &sysbus_ops, d, &d->sysbus) < 0)
+                        d->sysbus = NULL; /* logged there: timers alone */
         }
         log_info("tegamid %s running: %zu account(s) from %s, data in %s", TEGAMI_VERSION, d->config->n_accounts,
                  d->config_path, d->data_dir);
@@ -503,6 +552,7 @@ int daemon_rekey(Daemon *d, const char *passphrase, DaemonRekeyFn cb, void *user
 static void rekey_close_store(Daemon *d) {
         d->rekey->closing = true;
         log_info("store %s: rekey: stopping the engines and closing the store", d->store_path);
+        ondemand_cancel_all(d);
         if (d->sending) {
                 d->n_sendings_closing++;
                 sending_close(TAKE_PTR(d->sending), sending_closed_cb, d);
@@ -528,6 +578,8 @@ void daemon_stop(Daemon *d, int exit_code) {
                 uv_cancel((uv_req_t *)&d->unlock->work);
         if (d->netmon)
                 netmon_close(TAKE_PTR(d->netmon), NULL, NULL);
+        sysbus_close(TAKE_PTR(d->sysbus));
+        ondemand_cancel_all(d);
         if (d->sending) {
                 d->n_sendings_closing++;
                 sending_close(TAKE_PTR(d->sending), sending_closed_cb, d);

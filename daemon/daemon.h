@@ -57,7 +57,11 @@ typedef struct Daemon {
         Scheduler *scheduler;        /* syncs the accounts, while the store is open (not with once) */
         bool once;                   /* tegamid --once: main.c runs the accounts itself, no scheduler */
         struct Netmon *netmon;       /* connectivity changes kick the outbox and the backoffs */
+        struct Sysbus *sysbus;       /* logind and NetworkManager on the system bus, when there is one */
+        bool asleep;                 /* logind: preparing for sleep until resumed; syncs paused */
+        bool offline, metered;       /* NetworkManager: no network (syncs paused); metered (headers only) */
         struct ServiceCounts *counts; /* the service API's cached per-account counts (daemon/service-sync.c) */
+        struct OnDemandFetch *ondemand; /* body fetches a front end waits for (daemon/ondemand.c) */
 } Daemon;
 
 /* Sets up d on loop with an already-loaded config (ownership passes to d). */

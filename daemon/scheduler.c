@@ -54,6 +54,10 @@ struct SchedJob {
         void *dry_answer_userdata;
         ImapPush *push;    /* IMAP: the watching connection that asks for a sync when something changed */
         bool push_stopped; /* it hit a permanent failure: restarted after the next good sync */
+        bool bodies_due;   /* IMAP: stored messages may lack bodies; the next unmetered run fetches them */
+        bool run_headers_only; /* IMAP: the run at work was started headers only */
+        bool quota_over;       /* IMAP: usage was at or above quota_warn_percent at the last report */
+        ImapSyncKeep *keep;    /* IMAP: the last sync's session, kept for the next (a push-started one) */
 };
 
 struct Scheduler {
@@ -66,13 +70,15 @@ struct Scheduler {
         size_t n_jobs;
         unsigned n_running, n_timers_open;
         bool closing;
+        bool paused;       /* asleep or offline: no run starts, push is down (scheduler_set_paused) */
+        bool headers_only; /* metered network: IMAP runs store headers, bodies come later */
         SchedulerClosedFn closed_cb;
         void *closed_userdata;
 };
 
 static const char *const state_names[_SCHED_STATE_MAX] = {
         [SCHED_STATE_IDLE] = "idle",   [SCHED_STATE_RUNNING] = "running", [SCHED_STATE_RETRY] = "retry",
-        [SCHED_STATE_ERROR] = "error", [SCHED_STATE_DISABLED] = "disabled",
+        [SCHED_STATE_ERROR] = "error", [SCHED_STATE_DISABLED] = "disabled", [SCHED_STATE_PAUSED] = "paused",
 };
 
 const char *sched_state_to_string(SchedState state) {
@@ -98,7 +104,7 @@ static void sched_maybe_free(Scheduler *s);
 static void push_changed_cb(ImapPush *p, const char *account, const char *folder, void *userdata) {
         SchedJob *j = userdata;
 
-        if (j->sched->closing || j->state == SCHED_STATE_ERROR)
+        if (j->sched->closing || j->sched->paused || j->state == SCHED_STATE_ERROR)
                 return;
         log_acct_debug(account, "push: %s changed: syncing", folder ? folder : "the folder list");
         if (j->running)
@@ -138,6 +144,15 @@ static void push_closed_cb(ImapPush *p, void *userdata) {
         sched_maybe_free(s);
 }
 
+static void keep_closed_cb(void *userdata) {
+        SchedJob *j = userdata;
+        Scheduler *s = j->sched;
+
+        j->keep = NULL;
+        s->n_timers_open--;
+        sched_maybe_free(s);
+}
+
 static void sched_maybe_free(Scheduler *s) {
         SchedulerClosedFn cb;
         void *ud;
@@ -160,6 +175,10 @@ static void job_timer_cb(uv_timer_t *t);
 static void job_arm(SchedJob *j, uint64_t delay_ms) {
         if (j->sched->closing || !j->timer_open)
                 return;
+        if (j->sched->paused) {
+                j->next_run = 0; /* scheduler_set_paused(false) runs every account */
+                return;
+        }
         j->next_run = (int64_t)time(NULL) + (int64_t)((delay_ms + 999) / 1000);
         uv_timer_start(&j->timer, job_timer_cb, delay_ms, 0);
 }
@@ -168,7 +187,7 @@ static void job_start(SchedJob *j) {
         Scheduler *s = j->sched;
         int r;
 
-        if (s->closing || j->running)
+        if (s->closing || s->paused || j->running)
                 return;
         j->again = false;
         j->cancelled = false;
@@ -237,7 +256,7 @@ void sched_job_done(SchedJob *j, const SchedRun *run) {
                 backoff_reset(&j->backoff);
                 j->state = SCHED_STATE_IDLE;
                 delay = sched_poll_delay_ms(j->acct->poll_interval, run->login_delay_seconds, randombytes_random());
-                if (j->push && j->push_stopped && !s->closing) {
+                if (j->push && j->push_stopped && !s->closing && !s->paused) {
                         j->push_stopped = false; /* what stopped it is fixed: the sync logged in */
                         (void)imap_push_start(j->push);
                 }
@@ -255,6 +274,8 @@ void sched_job_done(SchedJob *j, const SchedRun *run) {
                 log_acct_info(j->acct->name, "%s: next attempt in %llu s", j->engine->name,
                               (unsigned long long)((delay + 999) / 1000));
         }
+        if (s->paused && j->state != SCHED_STATE_ERROR)
+                j->state = SCHED_STATE_PAUSED;
         if (s->listener && s->listener->finished)
                 s->listener->finished(j->acct->name, run, s->userdata);
         if (s->closing)
@@ -324,6 +345,23 @@ static void imap_done_cb(const ImapSyncResult *res, void *userdata) {
         _cleanup_free_ SchedNewMail *many = NULL;
         SchedNewMail *v = nm;
 
+        if (res->have_quota) {
+                /* A warning when usage crosses the level; none again until it has fallen below. */
+                bool over = (double)res->quota_used * 100 >= (double)res->quota_limit * j->acct->quota_warn_percent;
+
+                run.quota_used = res->quota_used;
+                run.quota_limit = res->quota_limit;
+                run.quota_warning = over && !j->quota_over;
+                if (run.quota_warning)
+                        log_acct_warning(j->acct->name,
+                                         "imap: the server's quota is %llu%% used (%llu of %llu KiB), "
+                                         "at or above quota_warn_percent = %u",
+                                         (unsigned long long)(res->quota_used * 100 / res->quota_limit),
+                                         (unsigned long long)(res->quota_used / 1024),
+                                         (unsigned long long)(res->quota_limit / 1024), j->acct->quota_warn_percent);
+                j->quota_over = over;
+        }
+
         if (res->n_new_mail > ARRAY_SIZE(nm)) {
                 many = calloc(res->n_new_mail, sizeof *many);
                 v = many;
@@ -336,6 +374,8 @@ static void imap_done_cb(const ImapSyncResult *res, void *userdata) {
                 run.new_mail = v;
                 run.n_new_mail = res->n_new_mail;
         }
+        if (res->r >= 0 && !j->run_headers_only)
+                j->bodies_due = false; /* that run fetched whatever bodies were missing */
         if (res->r >= 0) {
                 char buf[512];
 
@@ -352,9 +392,17 @@ static void imap_progress_cb(const ImapSyncProgress *p, void *userdata) {
 }
 
 static int imap_start(SchedJob *j, uv_loop_t *loop, Store *store, const Account *a, void **handlep) {
-        ImapSyncOptions opts = {.progress_fn = imap_progress_cb, .progress_userdata = j};
+        ImapSyncOptions opts = {.progress_fn = imap_progress_cb,
+                                .progress_userdata = j,
+                                .keep = j->keep,
+                                .headers_only = j->sched->headers_only,
+                                .fetch_missing_bodies = j->bodies_due && !j->sched->headers_only};
         ImapSync *s = NULL;
         int r;
+
+        j->run_headers_only = opts.headers_only;
+        if (opts.headers_only)
+                j->bodies_due = true;
 
         r = imap_sync_begin(loop, store, a, &opts, imap_done_cb, j, &s);
         if (r < 0)
@@ -484,6 +532,8 @@ int scheduler_new(uv_loop_t *loop, Store *store, Config *config, const SchedEngi
                 j->timer_open = true;
                 s->n_timers_open++;
                 j->state = SCHED_STATE_IDLE;
+                /* Bodies a metered network left behind before this start come with the first run. */
+                j->bodies_due = a->imap.proto != 0;
                 job_arm(j, (uint64_t)n_started++ * SCHED_START_STAGGER_MS);
                 if (a->imap.proto == SERVER_IMAP && engines == &sched_default_engines &&
                     imap_push_new(loop, a, NULL, &push_ops, j, &j->push) == 0) {
@@ -491,6 +541,9 @@ int scheduler_new(uv_loop_t *loop, Store *store, Config *config, const SchedEngi
                         if (imap_push_start(j->push) < 0)
                                 j->push_stopped = true;
                 }
+                if (a->imap.proto == SERVER_IMAP && engines == &sched_default_engines &&
+                    imap_sync_keep_new(loop, &j->keep) == 0)
+                        s->n_timers_open++; /* closed with the timers */
         }
         *retp = s;
         return 0;
@@ -543,15 +596,82 @@ int scheduler_dry_run(Scheduler *s, const char *account, SchedulerPlanFn cb, voi
 }
 
 void scheduler_retry_now(Scheduler *s) {
+        if (s->paused)
+                return; /* scheduler_set_paused(false) does more */
         for (size_t i = 0; i < s->n_jobs; i++) {
                 SchedJob *j = &s->jobs[i];
 
                 if (j->push)
                         imap_push_retry_now(j->push);
+                imap_sync_keep_drop(j->keep); /* a kept session may be on the old network */
                 if (j->state == SCHED_STATE_RETRY && !j->running && j->timer_open) {
                         log_acct_info(j->acct->name, "%s: network changed: retrying now", j->engine->name);
                         job_arm(j, 0);
                 }
+        }
+}
+
+void scheduler_set_paused(Scheduler *s, bool paused) {
+        unsigned n_started = 0;
+
+        if (s->closing || paused == s->paused)
+                return;
+        s->paused = paused;
+        for (size_t i = 0; i < s->n_jobs; i++) {
+                SchedJob *j = &s->jobs[i];
+
+                if (!j->engine || !j->timer_open)
+                        continue;
+                if (paused) {
+                        if (j->push)
+                                imap_push_stop(j->push);
+                        imap_sync_keep_drop(j->keep);
+                        uv_timer_stop(&j->timer);
+                        j->next_run = 0;
+                        if (j->running && j->engine->cancel && j->handle) {
+                                j->cancelled = true;
+                                j->engine->cancel(j->handle); /* sched_job_done() follows, later */
+                        }
+                        if (j->dry_fetch)
+                                pop3_fetch_cancel(j->dry_fetch); /* dry_done_cb answers with the failure */
+                        if (!j->running && j->state != SCHED_STATE_ERROR)
+                                j->state = SCHED_STATE_PAUSED;
+                        continue;
+                }
+                if (j->push && !j->push_stopped)
+                        (void)imap_push_start(j->push); /* -EBUSY: still up */
+                if (j->state == SCHED_STATE_ERROR)
+                        continue; /* waits for the user, as before */
+                if (j->state == SCHED_STATE_PAUSED)
+                        j->state = SCHED_STATE_IDLE;
+                backoff_reset(&j->backoff);
+                if (j->running)
+                        j->again = true; /* a dry run, or a cancelled run not reported yet */
+                else
+                        job_arm(j, (uint64_t)n_started++ * SCHED_START_STAGGER_MS);
+        }
+}
+
+bool scheduler_is_quiet(const Scheduler *s) {
+        return s->n_running == 0;
+}
+
+void scheduler_set_headers_only(Scheduler *s, bool headers_only) {
+        bool catch_up = s->headers_only && !headers_only;
+
+        s->headers_only = headers_only;
+        if (!catch_up || s->paused || s->closing)
+                return;
+        /* The bodies left behind come with the next run: make it now. */
+        for (size_t i = 0; i < s->n_jobs; i++) {
+                SchedJob *j = &s->jobs[i];
+
+                if (!j->engine || !j->timer_open || j->acct->imap.proto != SERVER_IMAP || j->state == SCHED_STATE_ERROR)
+                        continue;
+                if (j->running)
+                        j->again = true;
+                else
+                        job_arm(j, 0);
         }
 }
 
@@ -611,6 +731,8 @@ void scheduler_close(Scheduler *s, SchedulerClosedFn cb, void *userdata) {
                 }
                 if (j->push)
                         imap_push_close(j->push, push_closed_cb);
+                if (j->keep)
+                        imap_sync_keep_free(j->keep, keep_closed_cb, j);
         }
         sched_maybe_free(s);
 }

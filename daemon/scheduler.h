@@ -30,6 +30,7 @@ typedef enum SchedState {
         SCHED_STATE_RETRY,   /* the last run failed; the next comes after a backoff */
         SCHED_STATE_ERROR,   /* the last run failed for good: waits for the user */
         SCHED_STATE_DISABLED, /* no engine for this account's protocol */
+        SCHED_STATE_PAUSED,   /* asleep or offline (scheduler_set_paused) */
         _SCHED_STATE_MAX,
 } SchedState;
 
@@ -133,6 +134,23 @@ int scheduler_dry_run(Scheduler *s, const char *account, SchedulerPlanFn cb, voi
 
 /* The network may be back: accounts waiting out a backoff after a network failure run now. */
 void scheduler_retry_now(Scheduler *s);
+
+/*
+ * Suspend, or no network: paused cancels the running sessions (what they
+ * committed stays), stops the push connections and holds every timer; no run
+ * starts meanwhile. Unpausing restarts push and runs every account now (a
+ * little apart), except those waiting for the user after a permanent failure.
+ */
+void scheduler_set_paused(Scheduler *s, bool paused);
+
+/* No session is at work (after pausing: every connection is closed or closing). */
+bool scheduler_is_quiet(const Scheduler *s);
+
+/*
+ * Metered network: IMAP runs store new messages from their headers only. Turning
+ * it off runs the IMAP accounts now, and those runs fetch the missing bodies.
+ */
+void scheduler_set_headers_only(Scheduler *s, bool headers_only);
 
 /* The account's state; -ENOENT when unknown. */
 int scheduler_get_info(Scheduler *s, const char *account, SchedAccountInfo *info);

@@ -362,6 +362,20 @@ static int body_to_memfd(Store *store, const StoreCid *cid, int *fdp) {
         return 0;
 }
 
+int service_get_summary(Daemon *d, int64_t id, ServiceMessage *msgp, char **errp) {
+        StoreMessage m = {};
+        Store *store;
+        int r;
+
+        *msgp = (ServiceMessage){};
+        r = service_store(d, &store, errp);
+        if (r == 0)
+                r = load_message(store, id, &m, msgp, errp);
+        if (r == 0)
+                store_message_clear(&m);
+        return r;
+}
+
 int service_get_message(Daemon *d, int64_t id, ServiceMessage *msgp, int *fdp, char **errp) {
         StoreMessage m = {};
         Store *store;
@@ -374,9 +388,12 @@ int service_get_message(Daemon *d, int64_t id, ServiceMessage *msgp, int *fdp, c
                 r = load_message(store, id, &m, msgp, errp);
         if (r != 0)
                 return r;
-        if (!m.has_body)
+        if (!m.has_body) {
+                /* The caller fetches it now (service_fetch_body(), daemon/service-fetch.c) and asks again. */
                 r = service_fail(errp, SERVICE_ERROR_NOT_FOUND, "message %" PRId64 " has no body here yet", id);
-        else {
+                if (r > 0)
+                        r = SERVICE_NO_BODY;
+        } else {
                 r = body_to_memfd(store, &m.cid, fdp);
                 if (r == -ENOENT)
                         r = service_fail(errp, SERVICE_ERROR_NOT_FOUND, "the body of message %" PRId64 " is missing",

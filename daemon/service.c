@@ -54,8 +54,9 @@ static void fill_sync_state(Daemon *d, const Account *a, ServiceAccount *retp) {
         if (!d->scheduler || scheduler_get_info(d->scheduler, a->name, &info) < 0)
                 return;
         retp->state = info.state == SCHED_STATE_RUNNING ? SERVICE_ACCOUNT_SYNCING
-                      : info.state == SCHED_STATE_ERROR ? SERVICE_ACCOUNT_ERROR
-                                                        : SERVICE_ACCOUNT_IDLE;
+                      : info.state == SCHED_STATE_ERROR  ? SERVICE_ACCOUNT_ERROR
+                      : info.state == SCHED_STATE_PAUSED ? SERVICE_ACCOUNT_PAUSED
+                                                         : SERVICE_ACCOUNT_IDLE;
         retp->last_sync = info.last_success;
         if (*info.last_error) {
                 retp->last_error = service_error_from_failure(info.last_failure);

@@ -39,6 +39,7 @@ typedef enum ServiceAccountState {
         SERVICE_ACCOUNT_SENDING,
         SERVICE_ACCOUNT_ERROR,
         SERVICE_ACCOUNT_LOCKED,
+        SERVICE_ACCOUNT_PAUSED, /* the system sleeps or the network is down (logind, NetworkManager) */
 } ServiceAccountState;
 
 typedef enum ServiceState {
@@ -212,13 +213,35 @@ void service_message_list_free(ServiceMessage *msgs, size_t n_msgs);
  * One message: its summary in *msgp and, in *fdp, a sealed read-only memfd at
  * offset 0 holding the raw RFC 5322 bytes, filled chunk by chunk from the
  * store so the body is never whole in the daemon's memory (the memfd's pages
- * are not mapped into tegamid). NOT_FOUND for an unknown id or a message whose
- * body is not fetched yet.
+ * are not mapped into tegamid). NOT_FOUND for an unknown id; SERVICE_NO_BODY
+ * for a message stored without its body (see service_fetch_body()).
  */
 int service_get_message(Daemon *d, int64_t id, ServiceMessage *msgp, int *fdp, char **errp);
 
+/* Message id's summary alone, as service_get_message() gives it: never fetches a body (notifiers). */
+int service_get_summary(Daemon *d, int64_t id, ServiceMessage *msgp, char **errp);
+
+/* service_get_message()'s answer for a message stored from its headers only (a
+ * metered network, or over max_message_size): the caller fetches the body with
+ * service_fetch_body() and asks again. Not a ServiceError: never passed on. */
+#define SERVICE_NO_BODY 100
+
 /* Called once when a change ends: SERVICE_ERROR_NONE, or why not. */
 typedef void (*ServiceDoneFn)(ServiceError e, const char *message, void *userdata);
+
+/*
+ * Fetches the body of message id (stored without one) from its IMAP server
+ * now, in a short session of its own, and records it on the message (flags
+ * untouched, no new-mail event); callers asking for the same message meanwhile
+ * share the fetch. Returns 0 and cb follows once (never from inside): NONE
+ * when the body is stored (service_get_message() hands it out), NOT_FOUND when
+ * the server no longer has the message, NETWORK / AUTH_FAILED / TLS when the
+ * session failed, BUSY when tegamid stops first; the message names the
+ * account, the server and the reason. At once, with *errp: NOT_FOUND (no such
+ * message, or not an IMAP account's), INVALID_ARGS (it has its body),
+ * NETWORK (the network is paused: offline or asleep), BUSY, LOCKED.
+ */
+int service_fetch_body(Daemon *d, int64_t id, ServiceDoneFn cb, void *userdata, char **errp);
 
 /*
  * Flags: add and remove hold "\Seen", "\Answered", "\Flagged", "\Deleted",

@@ -1,6 +1,6 @@
 /*
  * The mail and outbox methods of org.tegami.Mail1: ListFolders,
- * ListMessages, GetMessage, SetFlags, Move, Delete, ListOutbox, RetryOutbox
+ * ListMessages, GetMessage, GetMessageSummary, SetFlags, Move, Delete, ListOutbox, RetryOutbox
  * and CancelOutbox. As in ipc/methods.c, ipc/server.c has matched the
  * signature; these validate the values, call the service API
  * (daemon/service.h) and build the reply. Changes answer later, when the
@@ -312,9 +312,100 @@ static bool read_id(DBusMessage *m, const char *what, int64_t *idp, DBusMessage 
         return true;
 }
 
-DBusMessage *ipc_method_get_message(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+/* The reply to GetMessage call m for message id as the store has it now; *no_bodyp true (and NULL
+ * returned) when the body is not here yet and must be fetched first. */
+static DBusMessage *get_message_reply(Daemon *d, DBusMessage *m, int64_t id, bool *no_bodyp) {
         _cleanup_free_ char *err = NULL;
         _cleanup_close_ int fd = -1;
+        DBusMessage *reply = NULL;
+        DBusMessageIter it;
+        ServiceMessage msg = {};
+        int r;
+
+        *no_bodyp = false;
+        r = service_get_message(d, id, &msg, &fd, &err);
+        if (r == SERVICE_NO_BODY) {
+                *no_bodyp = true;
+                return NULL;
+        }
+        if (r != 0)
+                return reply_service_error(m, r, err);
+        reply = dbus_message_new_method_return(m);
+        if (reply) {
+                /* libdbus duplicates fd; ours closes on return. */
+                dbus_message_iter_init_append(reply, &it);
+                if (!dbus_message_iter_append_basic(&it, DBUS_TYPE_UNIX_FD, &fd) || !append_summary(&it, &msg, true)) {
+                        dbus_message_unref(reply);
+                        reply = NULL;
+                }
+        }
+        service_message_clear(&msg);
+        return reply;
+}
+
+/* A GetMessage that waits for its body to be fetched from the server. The
+ * PendingReply keeps the call and the connection, so a caller that went away
+ * or an IpcServer closed meanwhile costs nothing but the fetch (whose body is
+ * then stored for next time); the Daemon outlives every fetch. */
+typedef struct GetMessageOp {
+        PendingReply *p;
+        Daemon *d;
+        int64_t id;
+} GetMessageOp;
+
+static void get_message_fetched_cb(ServiceError e, const char *message, void *userdata) {
+        GetMessageOp *op = userdata;
+        DBusMessage *reply;
+        bool no_body = false;
+
+        if (e != SERVICE_ERROR_NONE)
+                reply = ipc_reply_error(op->p->call, ipc_error_name(e) ?: DBUS_ERROR_FAILED, "%s: %s",
+                                        dbus_message_get_member(op->p->call), message);
+        else {
+                reply = get_message_reply(op->d, op->p->call, op->id, &no_body);
+                if (no_body) /* the row was replaced by a headers-only one meanwhile */
+                        reply = ipc_reply_error(op->p->call, IPC_ERROR_NOT_FOUND,
+                                                "%s: message %" PRId64 " has no body here",
+                                                dbus_message_get_member(op->p->call), op->id);
+        }
+        ipc_pending_reply_send(op->p, reply);
+        free(op);
+}
+
+DBusMessage *ipc_method_get_message(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        _cleanup_free_ char *err = NULL;
+        DBusMessage *reply = NULL;
+        GetMessageOp *op;
+        bool no_body;
+        int64_t id;
+        int r;
+
+        if (!read_id(m, "message", &id, &reply))
+                return reply;
+        reply = get_message_reply(s->daemon, m, id, &no_body);
+        if (!no_body)
+                return reply;
+        /* Stored from its headers only (metered network, or too big): fetch it now, answer when it is in. */
+        op = calloc(1, sizeof *op);
+        if (!op)
+                return NULL;
+        *op = (GetMessageOp){.p = ipc_pending_reply_new(s, m), .d = s->daemon, .id = id};
+        if (!op->p) {
+                free(op);
+                return NULL;
+        }
+        r = service_fetch_body(s->daemon, id, get_message_fetched_cb, op, &err);
+        if (r == 0)
+                return IPC_REPLY_DEFERRED;
+        ipc_pending_reply_free(op->p);
+        free(op);
+        return reply_service_error(m, r, err);
+}
+
+/* ---- GetMessageSummary(t id) → a{sv} summary: GetMessage's, without the body (never fetched) ---- */
+
+DBusMessage *ipc_method_get_message_summary(IpcServer *s, DBusMessage *m, const IpcObject *o) {
+        _cleanup_free_ char *err = NULL;
         DBusMessage *reply = NULL;
         DBusMessageIter it;
         ServiceMessage msg = {};
@@ -323,14 +414,13 @@ DBusMessage *ipc_method_get_message(IpcServer *s, DBusMessage *m, const IpcObjec
 
         if (!read_id(m, "message", &id, &reply))
                 return reply;
-        r = service_get_message(s->daemon, id, &msg, &fd, &err);
+        r = service_get_summary(s->daemon, id, &msg, &err);
         if (r != 0)
                 return reply_service_error(m, r, err);
         reply = dbus_message_new_method_return(m);
         if (reply) {
-                /* libdbus duplicates fd; ours closes on return. */
                 dbus_message_iter_init_append(reply, &it);
-                if (!dbus_message_iter_append_basic(&it, DBUS_TYPE_UNIX_FD, &fd) || !append_summary(&it, &msg, true)) {
+                if (!append_summary(&it, &msg, true)) {
                         dbus_message_unref(reply);
                         reply = NULL;
                 }

@@ -737,6 +737,7 @@ const IpcMethod ipc_methods[] = {
         { MGR, M1, "ListFolders", "s", ipc_method_list_folders },
         { MGR, M1, "ListMessages", "sstu", ipc_method_list_messages },
         { MGR, M1, "GetMessage", "t", ipc_method_get_message },
+        { MGR, M1, "GetMessageSummary", "t", ipc_method_get_message_summary },
         { MGR, M1, "Search", "sa{sv}", method_search },
         { MGR, M1, "SetFlags", "atasas", ipc_method_set_flags },
         { MGR, M1, "Move", "atss", ipc_method_move },

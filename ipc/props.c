@@ -33,6 +33,7 @@ const char *ipc_account_state_name(ServiceAccountState s) {
                 [SERVICE_ACCOUNT_IDLE] = "idle",       [SERVICE_ACCOUNT_CONNECTING] = "connecting",
                 [SERVICE_ACCOUNT_SYNCING] = "syncing", [SERVICE_ACCOUNT_SENDING] = "sending",
                 [SERVICE_ACCOUNT_ERROR] = "error",     [SERVICE_ACCOUNT_LOCKED] = "locked",
+                [SERVICE_ACCOUNT_PAUSED] = "paused",
         };
 
         return (size_t)s < ARRAY_SIZE(names) && names[s] ? names[s] : "error";

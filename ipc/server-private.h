@@ -120,6 +120,7 @@ void ipc_pending_reply_send(PendingReply *p, DBusMessage *reply);
 DBusMessage *ipc_method_list_folders(IpcServer *s, DBusMessage *m, const IpcObject *o);
 DBusMessage *ipc_method_list_messages(IpcServer *s, DBusMessage *m, const IpcObject *o);
 DBusMessage *ipc_method_get_message(IpcServer *s, DBusMessage *m, const IpcObject *o);
+DBusMessage *ipc_method_get_message_summary(IpcServer *s, DBusMessage *m, const IpcObject *o);
 DBusMessage *ipc_method_set_flags(IpcServer *s, DBusMessage *m, const IpcObject *o);
 DBusMessage *ipc_method_move(IpcServer *s, DBusMessage *m, const IpcObject *o);
 DBusMessage *ipc_method_delete(IpcServer *s, DBusMessage *m, const IpcObject *o);

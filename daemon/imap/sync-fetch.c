@@ -21,6 +21,11 @@
 
 static void send_piece(ImapSync *s);
 
+/* Whether m is stored from its headers only: too big for the account, or a metered network. */
+static bool want_headers_only(const ImapSync *s, const SrvMsg *m) {
+        return s->opts.headers_only || (s->a->max_message_size && m->size > s->a->max_message_size);
+}
+
 static SrvMsg *meta_find(ImapSync *s, uint32_t uid) {
         SrvMsg key = {.uid = uid};
         return s->meta.n > 0 ? bsearch(&key, s->meta.v, s->meta.n, sizeof(SrvMsg), imap_sync_srv_cmp) : NULL;
@@ -46,6 +51,16 @@ static void item_drain_cb(StoreBodyWriter *w, void *userdata) {
         imap_sync_fetch_pump(s);
 }
 
+/* A body fetched for a message stored without one: not new mail. */
+static void refilled_cb(int r, int64_t id, void *userdata) {
+        ImapSync *s = userdata;
+
+        s->n_store--;
+        if (r < 0)
+                imap_sync_store_failed(s, r, "storing a message body");
+        imap_sync_step(s);
+}
+
 static void inserted_cb(int r, int64_t id, void *userdata) {
         ImapSync *s = userdata;
 
@@ -63,6 +78,8 @@ static void inserted_cb(int r, int64_t id, void *userdata) {
 static void item_insert(Item *it, const StoreCid *cid, uint64_t size) {
         ImapSync *s = it->s;
         SrvMsg *m = meta_find(s, it->uid);
+        /* Already stored (without a body): keep the local flags, which may hold a pending edit. */
+        const StoreImapMsg *lm = store_imap_msg_find(s->local, s->n_local, it->uid);
         StoreMessage msg = {};
         int r;
 
@@ -75,8 +92,8 @@ static void item_insert(Item *it, const StoreCid *cid, uint64_t size) {
         msg = (StoreMessage){.folder_id = s->f->id,
                              .uid = m->uid,
                              .modseq = m->modseq,
-                             .flags = m->flags,
-                             .keywords = m->keywords,
+                             .flags = lm ? lm->flags : m->flags,
+                             .keywords = lm ? lm->keywords : m->keywords,
                              .internal_date = m->internal_date,
                              .size = m->size ? m->size : size,
                              .has_body = cid != NULL};
@@ -90,7 +107,7 @@ static void item_insert(Item *it, const StoreCid *cid, uint64_t size) {
         } else
                 r = mime_headers_envelope(&it->h, &msg.env);
         if (r >= 0)
-                r = store_message_insert(s->store, &msg, STORE_BULK, inserted_cb, s);
+                r = store_message_insert(s->store, &msg, STORE_BULK, lm ? refilled_cb : inserted_cb, s);
         msg.keywords = NULL; /* borrowed */
         store_message_clear(&msg);
         if (r < 0)
@@ -317,7 +334,7 @@ void imap_sync_fetch_pump(ImapSync *s) {
                         return imap_sync_fail(s, -ENOMEM, "out of memory");
                 while (s->i_todo < s->n_todo && n < chunk) {
                         SrvMsg *m = &s->meta.v[s->todo[s->i_todo]];
-                        bool ho = s->a->max_message_size && m->size > s->a->max_message_size;
+                        bool ho = want_headers_only(s, m);
 
                         if (!ho && m->size > s->opts.large_threshold)
                                 break; /* large: later, alone */
@@ -347,8 +364,7 @@ void imap_sync_fetch_pump(ImapSync *s) {
         if (!s->stopping && s->n_fetch_flight == 0 && !s->large && s->i_todo < s->n_todo) {
                 SrvMsg *m = &s->meta.v[s->todo[s->i_todo]];
 
-                if (m->size > s->opts.large_threshold &&
-                    !(s->a->max_message_size && m->size > s->a->max_message_size)) {
+                if (m->size > s->opts.large_threshold && !want_headers_only(s, m)) {
                         s->i_todo++;
                         s->large = item_new(s, m->uid, false);
                         if (!s->large)
@@ -370,15 +386,19 @@ void imap_sync_fetch_start(ImapSync *s) {
         for (int pass = 0; pass < 2; pass++)
                 for (size_t i = 0; i < s->meta.n; i++) {
                         SrvMsg *m = &s->meta.v[i];
-                        bool ho = s->a->max_message_size && m->size > s->a->max_message_size;
+                        bool ho = want_headers_only(s, m);
                         bool large = !ho && m->size > s->opts.large_threshold;
+                        const StoreImapMsg *lm = store_imap_msg_find(s->local, s->n_local, m->uid);
 
                         if ((pass == 0) == large)
                                 continue;
                         if (i > 0 && s->meta.v[i - 1].uid == m->uid)
                                 continue;
-                        if ((!s->recovering && s->f->uidvalidity && m->uid < s->f->uidnext) ||
-                            store_imap_msg_find(s->local, s->n_local, m->uid) ||
+                        if (lm && !lm->has_body && !s->recovering && !ho) {
+                                s->todo[n++] = i; /* stored without its body (metered network) */
+                                continue;
+                        }
+                        if ((!s->recovering && s->f->uidvalidity && m->uid < s->f->uidnext) || lm ||
                             imap_sync_uid_vec_has(&s->appended, m->uid) ||
                             (s->have_since && !imap_sync_uid_vec_has(&s->since, m->uid)))
                                 continue;

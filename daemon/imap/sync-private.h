@@ -111,7 +111,17 @@ typedef enum CmdKind {
         CMD_SINCE,
         CMD_BODIES,
         CMD_PIECE,
+        CMD_QUOTA,    /* GETQUOTAROOT INBOX, sent beside the LIST */
+        CMD_UNSELECT, /* at the end, before the session is kept for the next sync */
 } CmdKind;
+
+/* What an ImapClient of a sync talks to (sync-keep.c): the sync that owns it now, NULL while kept. */
+typedef struct SyncConn {
+        ImapSync *s;
+        ImapSyncKeep *keep; /* NULL: a session that is never kept */
+        ImapClient *client;
+        const Account *a;
+} SyncConn;
 
 typedef struct Cmd {
         ImapSync *s;
@@ -133,6 +143,9 @@ struct ImapSync {
         ImapSyncFn cb;
         void *userdata;
         ImapClient *client;
+        SyncConn *conn;          /* client's; NULL once kept or closed */
+        ImapClientOptions copts; /* for a fresh session */
+        bool keep_used;          /* counted as a user of opts.keep */
         SyncState state;
         unsigned n_cmds, n_store; /* outstanding */
         bool stopping, closing, client_closed, stepping;
@@ -207,6 +220,22 @@ char *imap_sync_quote_mailbox(ImapSync *s, const char *wire);
 void imap_sync_step(ImapSync *s);
 /* A StoreDoneFn that counts the write done (n_store) and steps. */
 void imap_sync_store_done_cb(int r, void *userdata);
+
+/* The session's events, from SyncConn (sync.c). */
+void imap_sync_client_ready(ImapSync *s, int r);
+void imap_sync_client_failed(ImapSync *s, int r);
+void imap_sync_client_closed(ImapSync *s);
+void imap_sync_client_untagged(ImapSync *s, const ImapEvent *ev);
+
+/* Sessions (sync-keep.c). */
+/* s->client for s: the kept session when there is one (probed with NOOP first), else a fresh one, connecting. */
+int imap_sync_conn_open(ImapSync *s, const ImapClientOptions *copts);
+/* Whether s may end by keeping its session for the next sync instead of LOGOUT. */
+bool imap_sync_keep_can_park(const ImapSync *s);
+/* Hands s's session (after UNSELECT) to its keep; for s, the session is then closed. */
+void imap_sync_keep_park(ImapSync *s);
+/* s is being freed: it no longer uses its keep. */
+void imap_sync_keep_release(ImapSync *s);
 
 /* Downloads (sync-fetch.c). */
 void imap_sync_item_free(Item *it);

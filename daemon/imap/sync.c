@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "daemon/imap/client.h"
@@ -225,6 +226,7 @@ static void sync_free(ImapSync *s) {
         free(s->server_names);
         imap_sync_item_free(s->large);
         store_body_cancel_drain(s->store, imap_sync_store_drained_cb, s);
+        imap_sync_keep_release(s);
         free(s->error_text);
         free(s);
 }
@@ -469,6 +471,23 @@ static int list_status_event(ImapSync *s, const ImapMailboxStatus *ms) {
  * it, and no local change waits for it. A no-change resync then costs one LIST, whatever the size
  * of the folders.
  */
+/*
+ * fetch_missing_bodies: whether a stored message of the current folder waits
+ * for its body (a metered network left it). Reads the folder's list into
+ * s->local, which enter_select() then keeps; a failed read says yes, and
+ * enter_select() reports it.
+ */
+static bool folder_lacks_bodies(ImapSync *s) {
+        if (!s->opts.fetch_missing_bodies || s->opts.headers_only)
+                return false;
+        if (!s->local && store_imap_msg_list(s->store, s->f->id, 0, &s->local, &s->n_local) < 0)
+                return true;
+        for (size_t i = 0; i < s->n_local; i++)
+                if (!s->local[i].has_body && !(s->a->max_message_size && s->local[i].size > s->a->max_message_size))
+                        return true;
+        return false;
+}
+
 static bool folder_unchanged(ImapSync *s) {
         const SyncFolder *f = s->f;
 
@@ -479,7 +498,34 @@ static bool folder_unchanged(ImapSync *s) {
         for (size_t i = 0; i < s->n_pend; i++)
                 if (s->pend[i].folder_id == f->id || s->pend[i].target_folder_id == f->id)
                         return false;
-        return true;
+        return !folder_lacks_bodies(s);
+}
+
+/*
+ * A QUOTA response (to GETQUOTAROOT INBOX, or unasked): its STORAGE resource,
+ * in KiB on the wire (RFC 9208), kept in bytes. With several roots over INBOX
+ * the fullest one is the one that matters for a warning.
+ */
+static int quota_event(ImapSync *s, const ImapQuota *q) {
+        for (size_t i = 0; i < q->n; i++) {
+                const ImapQuotaResource *res = &q->v[i];
+                uint64_t used, limit;
+
+                if (!res->name.s || strcasecmp(res->name.s, "STORAGE") != 0 || res->limit == 0 ||
+                    res->limit > UINT64_MAX / 1024 || res->usage > UINT64_MAX / 1024)
+                        continue;
+                used = res->usage * 1024;
+                limit = res->limit * 1024;
+                if (s->res.have_quota &&
+                    (double)used / (double)limit <= (double)s->res.quota_used / (double)s->res.quota_limit)
+                        continue;
+                s->res.have_quota = true;
+                s->res.quota_used = used;
+                s->res.quota_limit = limit;
+                log_acct_debug(s->a->name, "imap: quota root \"%s\": %" PRIu64 " of %" PRIu64 " KiB",
+                               q->root.s ? q->root.s : "", res->usage, res->limit);
+        }
+        return 0;
 }
 
 static int select_event(ImapSync *s, const ImapEvent *ev) {
@@ -563,6 +609,9 @@ static int imap_sync_cmd_event_cb(ImapClient *client, const ImapEvent *ev, void 
                 imap_sync_record_moved(s, &ev->status.code);
                 return 0;
         }
+        /* GETQUOTAROOT goes beside the LIST: its answer may come while the LIST is the oldest. */
+        if (ev->kind == IMAP_EVENT_QUOTA)
+                return quota_event(s, &ev->quota);
         switch (c->kind) {
         case CMD_LIST:
                 if (ev->kind == IMAP_EVENT_MAILBOX_STATUS)
@@ -589,6 +638,8 @@ static int imap_sync_cmd_event_cb(ImapClient *client, const ImapEvent *ev, void 
         case CMD_PIECE:
                 return imap_sync_piece_event(c, ev);
         case CMD_PUSH:
+        case CMD_QUOTA:
+        case CMD_UNSELECT:
                 return 0;
         }
         return 0;
@@ -599,7 +650,7 @@ static void imap_sync_cmd_done_cb(ImapClient *client, int r, const ImapStatusRes
         ImapSync *s = c->s;
 
         s->n_cmds--;
-        if (r < 0)
+        if (r < 0 && c->kind != CMD_UNSELECT) /* a session ending after its work is no failure */
                 imap_sync_fail_client(s, r);
         switch (c->kind) {
         case CMD_LIST:
@@ -633,6 +684,23 @@ static void imap_sync_cmd_done_cb(ImapClient *client, int r, const ImapStatusRes
                 break;
         case CMD_PIECE:
                 imap_sync_piece_done(s, c, r);
+                break;
+        case CMD_UNSELECT:
+                /* r > 0 (nothing was selected) is as good; r < 0: the session broke, nothing to keep. */
+                if (r >= 0 && imap_sync_keep_can_park(s))
+                        imap_sync_keep_park(s);
+                else if (s->client && !s->closing) {
+                        s->closing = true;
+                        if (r >= 0)
+                                imap_client_logout(s->client);
+                        else
+                                imap_client_close(s->client);
+                }
+                break;
+        case CMD_QUOTA:
+                /* No quota root for INBOX, or none the user may read: nothing to warn about. */
+                if (r > 0)
+                        log_acct_debug(s->a->name, "imap: GETQUOTAROOT refused: %s", st->text.s ? st->text.s : "");
                 break;
         }
         imap_sync_cmd_free(c);
@@ -764,6 +832,39 @@ static void enter_changes(ImapSync *s) {
         /* Every UID comes back: the full list tells expunges (have_all_uids set when it completes). */
 }
 
+/*
+ * fetch_missing_bodies: the metadata of stored messages below from that have
+ * no body yet (a metered network left them), so the download phase fetches
+ * their bodies like new ones. 0 when none (or sent), else a negative errno.
+ */
+static int meta_missing_bodies(ImapSync *s, uint32_t from) {
+        _cleanup_free_ uint32_t *uids = NULL;
+        _cleanup_free_ char *set = NULL;
+        size_t n = 0;
+
+        if (!s->opts.fetch_missing_bodies || s->opts.headers_only || s->recovering || s->n_local == 0)
+                return 0;
+        uids = calloc(s->n_local, sizeof(uint32_t));
+        if (!uids)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_local; i++) {
+                const StoreImapMsg *m = &s->local[i];
+
+                if (!m->has_body && m->uid < from && !(s->a->max_message_size && m->size > s->a->max_message_size))
+                        uids[n++] = m->uid;
+        }
+        if (n == 0)
+                return 0;
+        imap_sync_sort(uids, n, sizeof(uint32_t), imap_sync_uid_cmp);
+        set = imap_sync_uid_set_format(uids, n);
+        if (!set)
+                return -ENOMEM;
+        log_acct_debug(s->a->name, "imap: %s: %zu message(s) without a body here: fetching them", s->f->name, n);
+        return imap_sync_cmd_send(s, imap_sync_cmd_new(s, CMD_META),
+                                  "UID FETCH %s (UID FLAGS INTERNALDATE RFC822.SIZE%s)", set,
+                                  s->condstore && !s->sel_nomodseq ? " MODSEQ" : "");
+}
+
 static void enter_meta(ImapSync *s) {
         bool full = s->recovering || s->f->uidvalidity == 0;
         uint32_t from = full ? 1 : (s->f->uidnext ? s->f->uidnext : 1);
@@ -771,6 +872,9 @@ static void enter_meta(ImapSync *s) {
 
         if (s->sel_exists == 0)
                 return;
+        r = meta_missing_bodies(s, from);
+        if (r < 0)
+                return imap_sync_cmd_send_failed(s, r);
         if (!full && s->sel_uidnext && s->sel_uidnext <= from)
                 return; /* no UID was given out since the last sync */
         r = imap_sync_cmd_send(s, imap_sync_cmd_new(s, CMD_META),
@@ -917,7 +1021,7 @@ static void enter_select(ImapSync *s) {
                 imap_sync_progress(s, true);
                 s->i_folder++;
         }
-        r = store_imap_msg_list(s->store, s->f->id, 0, &s->local, &s->n_local);
+        r = s->local ? 0 : store_imap_msg_list(s->store, s->f->id, 0, &s->local, &s->n_local);
         if (r < 0)
                 return imap_sync_store_failed(s, r, "listing a folder");
         q = imap_sync_quote_mailbox(s, s->f->wire);
@@ -1084,6 +1188,8 @@ static void enter_state(ImapSync *s, SyncState state) {
                                            special || status ? " RETURN (" : "", special ? "SPECIAL-USE" : "",
                                            special && status ? " " : "",
                                            status ? "STATUS (UIDVALIDITY UIDNEXT HIGHESTMODSEQ))" : special ? ")" : "");
+                if (r >= 0 && imap_client_has_cap(s->client, "QUOTA"))
+                        r = imap_sync_cmd_send(s, imap_sync_cmd_new(s, CMD_QUOTA), "GETQUOTAROOT INBOX");
                 if (r < 0)
                         imap_sync_cmd_send_failed(s, r);
                 break;
@@ -1116,6 +1222,12 @@ static void enter_state(ImapSync *s, SyncState state) {
                 enter_save(s);
                 break;
         case SYNC_LOGOUT:
+                if (imap_sync_keep_can_park(s)) {
+                        /* Kept for the next sync: with no mailbox selected, nothing is said meanwhile. */
+                        int r = imap_sync_cmd_send(s, imap_sync_cmd_new(s, CMD_UNSELECT), "UNSELECT");
+                        if (r >= 0)
+                                break;
+                }
                 s->closing = true;
                 imap_client_logout(s->client);
                 break;
@@ -1150,57 +1262,44 @@ void imap_sync_step(ImapSync *s) {
         sync_maybe_free(s);
 }
 
-/* Client callbacks. */
+/* Client callbacks (through the session's SyncConn, sync-keep.c). */
 
-static void client_ready(ImapClient *client, int r, void *userdata) {
-        ImapSync *s = userdata;
-
+void imap_sync_client_ready(ImapSync *s, int r) {
         if (r < 0) {
                 imap_sync_fail_client(s, r);
                 return imap_sync_step(s);
         }
-        s->utf8 = imap_client_is_enabled(client, "UTF8=ACCEPT");
-        s->qresync = imap_client_is_enabled(client, "QRESYNC");
-        s->condstore = s->qresync || imap_client_is_enabled(client, "CONDSTORE");
+        s->utf8 = imap_client_is_enabled(s->client, "UTF8=ACCEPT");
+        s->qresync = imap_client_is_enabled(s->client, "QRESYNC");
+        s->condstore = s->qresync || imap_client_is_enabled(s->client, "CONDSTORE");
         enter_state(s, SYNC_ACCOUNT);
         imap_sync_step(s);
 }
 
-static void client_failed(ImapClient *client, int r, void *userdata) {
-        ImapSync *s = userdata;
-
+void imap_sync_client_failed(ImapSync *s, int r) {
         if (s->state != SYNC_LOGOUT)
                 imap_sync_fail_client(s, r);
         imap_sync_step(s);
 }
 
-static void client_closed(ImapClient *client, void *userdata) {
-        ImapSync *s = userdata;
-
+void imap_sync_client_closed(ImapSync *s) {
         s->client_closed = true;
         s->client = NULL;
+        s->conn = NULL;
         s->closing = true;
         sync_maybe_free(s);
 }
 
 /* Untagged responses no command took (an APPEND in flight passes them on). */
-static void client_untagged(ImapClient *client, const ImapEvent *ev, void *userdata) {
-        ImapSync *s = userdata;
-
+void imap_sync_client_untagged(ImapSync *s, const ImapEvent *ev) {
         if (ev->kind == IMAP_EVENT_STATUS && ev->status.code.kind == IMAP_CODE_COPYUID)
                 imap_sync_record_moved(s, &ev->status.code);
+        else if (ev->kind == IMAP_EVENT_QUOTA)
+                (void)quota_event(s, &ev->quota);
 }
-
-static const ImapClientOps client_ops = {
-        .ready = client_ready,
-        .failed = client_failed,
-        .closed = client_closed,
-        .untagged = client_untagged,
-};
 
 int imap_sync_begin(uv_loop_t *loop, Store *store, const Account *a, const ImapSyncOptions *opts, ImapSyncFn cb,
                     void *userdata, ImapSync **sp) {
-        ImapClientOptions copts = {.send_id = true};
         ImapSync *s;
         int r;
 
@@ -1216,19 +1315,20 @@ int imap_sync_begin(uv_loop_t *loop, Store *store, const Account *a, const ImapS
                 s->opts.large_threshold = LARGE_DEFAULT;
         if (!s->opts.chunk_uids)
                 s->opts.chunk_uids = CHUNK_DEFAULT;
-        copts.enable_condstore = !s->opts.no_condstore;
-        copts.enable_qresync = !s->opts.no_condstore && !s->opts.no_qresync;
-        copts.read_timeout_ms = s->opts.read_timeout_ms;
-        r = imap_client_new(loop, a, &copts, &client_ops, s, &s->client);
+        s->copts = (ImapClientOptions){.send_id = true};
+        s->copts.enable_condstore = !s->opts.no_condstore;
+        s->copts.enable_qresync = !s->opts.no_condstore && !s->opts.no_qresync;
+        s->copts.read_timeout_ms = s->opts.read_timeout_ms;
+        r = imap_sync_conn_open(s, &s->copts);
         if (r < 0) {
-                free(s);
-                return r;
-        }
-        r = imap_client_connect(s->client);
-        if (r < 0) {
-                /* No callback of ours may run: detach and close. */
+                /* No callback of ours may run: detach and close (the close frees s), or free s here. */
                 s->cb = NULL;
-                imap_client_close(s->client);
+                if (s->client)
+                        imap_client_close(s->client);
+                else {
+                        imap_sync_keep_release(s);
+                        free(s);
+                }
                 return r;
         }
         if (sp)

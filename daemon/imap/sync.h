@@ -49,6 +49,10 @@ typedef struct ImapSyncResult {
         size_t n_recovered;     /* messages kept across it without a download */
         const ImapSyncNewMail *new_mail; /* folders that got new messages (NULL if memory ran out) */
         size_t n_new_mail;
+        /* The server's STORAGE quota (QUOTA capability: GETQUOTAROOT INBOX once per run), in bytes;
+         * the fullest root's when INBOX has several. have_quota false: not offered or not told. */
+        bool have_quota;
+        uint64_t quota_used, quota_limit;
 } ImapSyncResult;
 
 /* Called once with the outcome; res is valid during the call only. */
@@ -64,12 +68,32 @@ typedef struct ImapSyncProgress {
 
 typedef void (*ImapSyncProgressFn)(const ImapSyncProgress *p, void *userdata);
 
+/*
+ * A logged-in session kept between the syncs of one account, so a sync
+ * started by push skips connecting, TLS and authentication (sync-keep.c).
+ * The owner (the scheduler, one per account) creates it and frees it; a
+ * sync given one in its options leaves its session there when it ends well
+ * and takes one that is there when it starts (after a NOOP proves it alive).
+ */
+typedef struct ImapSyncKeep ImapSyncKeep;
+
+int imap_sync_keep_new(uv_loop_t *loop, ImapSyncKeep **kp);
+/* Logs out a kept session now (the network changed, or before suspend). Safe anytime. */
+void imap_sync_keep_drop(ImapSyncKeep *k);
+typedef void (*ImapSyncKeepClosedFn)(void *userdata);
+/* Drops the session and frees k once no sync uses it; cb (may be NULL) follows once, never from inside. */
+void imap_sync_keep_free(ImapSyncKeep *k, ImapSyncKeepClosedFn cb, void *userdata);
+
 typedef struct ImapSyncOptions {
         uint64_t read_timeout_ms; /* 0 = the client's default */
         uint64_t large_threshold; /* bodies above are fetched in pieces of this size; 0 = 1 MiB */
         unsigned chunk_uids;      /* UIDs per FETCH; 0 = 250 */
         bool no_qresync;          /* do not ENABLE QRESYNC (tests of the fallbacks) */
         bool no_condstore;        /* nor CONDSTORE */
+        ImapSyncKeep *keep;       /* NULL: connect and LOG OUT each time */
+        bool headers_only;        /* store new messages from their headers only (metered network) */
+        bool fetch_missing_bodies; /* also fetch the bodies stored messages lack (left by headers_only;
+                                    * not those above max_message_size), in every folder, changed or not */
         ImapSyncProgressFn progress_fn; /* at each folder's start and end, and every few hundred messages */
         void *progress_userdata;
 } ImapSyncOptions;

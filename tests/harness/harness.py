@@ -15,6 +15,10 @@ Nothing is shared between sandboxes except the system user `tegami-mail`
         sb.seed_maildir(user, folder, messages)   # fast bulk Maildir writes
         sb.doveadm('mailbox', 'list', '-u', user)
 
+Sandbox(quota_kib=N) also loads Dovecot's quota plugins (QUOTA capability,
+GETQUOTAROOT) and adds the user QUOTA_USER, whose storage is limited to N KiB;
+every other user stays unlimited.
+
 Only the Python standard library is used; servers come from Debian packages.
 Non-root: Dovecot runs as the current user; Postfix needs root.
 """
@@ -45,6 +49,7 @@ PORT_NAMES = ('imap', 'imaps', 'pop3', 'pop3s', 'submission', 'smtps')
 USERS = {'alice@example.org': 'password',
          'bob@example.org': 'password',
          'carol@example.org': 'password'}
+QUOTA_USER = 'dana@example.org'   # Sandbox(quota_kib=N) only: storage limited to N KiB
 GREETINGS = {'imap': b'* OK', 'imaps': b'* OK', 'pop3': b'+OK', 'pop3s': b'+OK',
              'submission': b'220', 'smtps': b'220', 'lmtp': b'220'}
 SPECIAL_USE = {'Sent': r'\Sent', 'Drafts': r'\Drafts', 'Trash': r'\Trash',
@@ -198,7 +203,7 @@ class Sandbox:
     """One private Dovecot + Postfix pair. See the module docstring."""
 
     def __init__(self, base_dir=None, postfix=None, separator='/',
-                 stop_at_exit=True, oauth2=False):
+                 stop_at_exit=True, oauth2=False, quota_kib=None):
         self.is_root = os.geteuid() == 0
         self.with_postfix = self.is_root if postfix is None else postfix
         if self.with_postfix and not self.is_root:
@@ -214,6 +219,9 @@ class Sandbox:
         self.host = HOSTS[0]
         self.wrong_host = HOSTS[1]
         self.users = dict(USERS)
+        self.quota_kib = quota_kib
+        if quota_kib:
+            self.users[QUOTA_USER] = 'password'
         self.separator = separator
         self.ports = {}
         self.start_seconds = None
@@ -248,7 +256,10 @@ class Sandbox:
             self._make_certs()
         users_file = os.path.join(self.dovecot_dir, 'users')
         with open(users_file, 'w') as f:
-            f.writelines('%s:{PLAIN}%s::::::\n' % kv for kv in self.users.items())
+            for user, password in self.users.items():
+                extra = ('userdb_quota_rule=*:storage=%dK' % self.quota_kib
+                         if user == QUOTA_USER and self.quota_kib else '')
+                f.write('%s:{PLAIN}%s::::::%s\n' % (user, password, extra))
         os.chmod(users_file, 0o644)   # read by the unprivileged auth process
 
     def _make_certs(self):
@@ -291,6 +302,14 @@ class Sandbox:
                 '\npassdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n'
                 '  args = %s\n}\n' % ext)
 
+    def _quota_conf(self):
+        """Dovecot's quota plugins for quota_kib; the limit itself is QUOTA_USER's userdb field."""
+        if not self.quota_kib:
+            return ''
+        return ('mail_plugins = $mail_plugins quota\n'
+                'protocol imap {\n  mail_plugins = $mail_plugins imap_quota\n}\n'
+                'plugin {\n  quota = count:User quota\n  quota_vsizes = yes\n}\n')
+
     def _write_dovecot_conf(self):
         me, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
         # As non-root: run every service as ourselves and without chroot.
@@ -322,7 +341,7 @@ mail_gid = {self.mail_gid}
 first_valid_uid = {self.mail_uid}
 first_valid_gid = {self.mail_gid}
 mail_max_userip_connections = 100
-{nonroot}{self._oauth2_conf()[1]}
+{nonroot}{self._oauth2_conf()[1]}{self._quota_conf()}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN {self.dovecot_dir}/users

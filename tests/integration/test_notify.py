@@ -3,7 +3,7 @@ on a private session bus where python-dbusmock's notification_daemon template
 stands in for the desktop's notification server (the one stand-in allowed).
 
 The daemon fetches a POP3 account at start; its NewMail signal reaches
-tegami-notify, which asks the daemon for the summaries (GetMessage) and calls
+tegami-notify, which asks the daemon for the summaries (GetMessageSummary) and calls
 Notify. The mock records every call; the tests read them back with
 org.freedesktop.DBus.Mock.GetCalls.
 """
