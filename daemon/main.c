@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,6 +192,9 @@ int main(int argc, char **argv) {
         int c, r;
 
         log_setup(argv[0]);
+        /* A server that hangs up makes the next write fail with EPIPE, which its session handles;
+         * the default SIGPIPE would end the whole process instead (found by tests/proof). */
+        signal(SIGPIPE, SIG_IGN);
         while ((c = getopt_long(argc, argv, "c:d:l:Vh", opts, NULL)) >= 0) {
                 switch (c) {
                 case 'c':

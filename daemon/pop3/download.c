@@ -231,9 +231,10 @@ static int send_next(Pop3Download *d) {
 
 /* Sends RETRs while the window allows, then reports if everything is over. */
 static void download_pump(Pop3Download *d) {
-        bool pipelining = pop3_client_is_pipelining(d->p.client);
         int r;
 
+        if (!*d->p.client_open)
+                d->stopped = true; /* the session is gone, and so is the client */
         d->pumping = true;
         /* Many small bodies each stay under their writer's backlog; together they are held here. */
         if (!d->stopped && d->i_next < d->n_msgs && store_body_backlog(d->p.store) > STORE_BODY_BACKLOG_MAX &&
@@ -243,8 +244,9 @@ static void download_pump(Pop3Download *d) {
                 return;
         }
         while (!d->stopped && d->i_next < d->n_msgs && d->n_backlogged == 0 &&
-               (d->n_flight == 0 || (pipelining && d->n_flight < POP3_DOWNLOAD_WINDOW_MSGS &&
-                                     d->flight_bytes < POP3_DOWNLOAD_WINDOW_BYTES))) {
+               (d->n_flight == 0 ||
+                (pop3_client_is_pipelining(d->p.client) && d->n_flight < POP3_DOWNLOAD_WINDOW_MSGS &&
+                 d->flight_bytes < POP3_DOWNLOAD_WINDOW_BYTES))) {
                 r = send_next(d);
                 if (r == -ENOMEM)
                         download_store_error(d, r, "out of memory");

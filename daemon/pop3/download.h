@@ -21,7 +21,10 @@ typedef struct Pop3Download Pop3Download;
 
 typedef struct Pop3DownloadParams {
         Store *store;
-        Pop3Client *client;  /* in the TRANSACTION state */
+        Pop3Client *client; /* in the TRANSACTION state */
+        /* False once the client is freed (a broken session frees it while bodies are still being
+         * stored): from then on the download never touches client. */
+        const bool *client_open;
         Pop3Maildrop *md;    /* sizes and UIDLs in; local state set to DOWNLOADED for each message stored */
         const char *account; /* for logs */
         int64_t account_id;
@@ -42,7 +45,7 @@ typedef void (*Pop3DownloadFn)(int r, const char *what, size_t n_stored, const i
 
 /*
  * Starts downloading msgs[0..n) (message numbers, n > 0; copied). p is copied;
- * what it points to must outlive the download. Returns 0 (cb follows, never
+ * what it points to must outlive the download, except the client (see client_open). Returns 0 (cb follows, never
  * from inside this call), or a negative errno (-ENOTCONN when the session
  * cannot take a command) and cb will not run.
  */

@@ -400,6 +400,7 @@ static void download_done_cb(int r, const char *what, size_t n_stored, const int
 static void download_start(Pop3Fetch *f) {
         Pop3DownloadParams p = {.store = f->store,
                                 .client = f->client,
+                                .client_open = &f->client_open,
                                 .md = &f->md,
                                 .account = f->acct->name,
                                 .account_id = f->account_id,
