@@ -47,8 +47,8 @@ typedef enum SmtpState {
         SMTP_STATE_AUTH,
         SMTP_STATE_ENVELOPE,  /* MAIL FROM and RCPT TO replies */
         SMTP_STATE_DATA,      /* waiting for 354 */
-        SMTP_STATE_GATE,      /* waiting for the owner to record the commit point durably */
-        SMTP_STATE_COMMITTED, /* final dot / BDAT LAST sent: waiting for the verdict */
+        SMTP_STATE_GATE,      /* body sent; waiting for the owner to record the commit point durably */
+        SMTP_STATE_COMMITTED, /* final dot / BDAT 0 LAST sent: waiting for the verdict */
         SMTP_STATE_QUIT,
         SMTP_STATE_CLOSING,
         _SMTP_STATE_MAX,
@@ -89,6 +89,7 @@ struct SmtpClient {
         SmtpReplyParser parser;
         SmtpCaps caps;
         bool use_pipelining, use_chunking;
+        bool bdat_reply_due; /* the message's chunk went as a non-LAST BDAT: its reply is still to come */
         size_t n_envelope_sent, n_envelope_replies; /* MAIL is 0, RCPT i is i + 1 */
         bool mail_accepted;
 
@@ -325,7 +326,7 @@ static void send_envelope(SmtpClient *c) {
         }
 }
 
-/* Writes the dot-stuffed body and the final dot (DATA), in chunks of BODY_CHUNK. */
+/* Writes the dot-stuffed body (DATA), in chunks of BODY_CHUNK; not the final dot. */
 static void send_data_body(SmtpClient *c) {
         const char *p = c->msg->data, *end = p + c->msg->size;
         char *chunk = malloc(BODY_CHUNK + 2);
@@ -345,14 +346,15 @@ static void send_data_body(SmtpClient *c) {
         }
         send_text(c, chunk, n);
         free(chunk);
-        send_text(c, ".\r\n", 3);
 }
 
-/* BDAT with the whole message as one LAST chunk (RFC 3030): no stuffing, one reply. */
+/* The whole message as one BDAT chunk that is not LAST (RFC 3030): no stuffing; the server answers it, and
+ * takes the message only with a "BDAT 0 LAST" after it. */
 static void send_bdat(SmtpClient *c) {
         char cmd[64];
 
-        snprintf(cmd, sizeof cmd, "BDAT %zu LAST\r\n", c->msg->size);
+        snprintf(cmd, sizeof cmd, "BDAT %zu\r\n", c->msg->size);
+        c->bdat_reply_due = true;
         send_text(c, cmd, strlen(cmd));
         for (size_t off = 0; off < c->msg->size; off += BODY_CHUNK)
                 send_text(c, c->msg->data + off, c->msg->size - off < BODY_CHUNK ? c->msg->size - off : BODY_CHUNK);
@@ -395,19 +397,27 @@ static void enter_state(SmtpClient *c, SmtpState state) {
                 send_line(c, "DATA");
                 break;
         case SMTP_STATE_GATE:
-                if (!c->opts.committing)
-                        return enter_state(c, SMTP_STATE_COMMITTED);
-                /* The server waits for data meanwhile; the owner answers with smtp_client_commit_ready(). */
-                net_stream_set_waiting(&c->stream, false);
-                c->opts.committing(c, c->userdata);
-                break;
-        case SMTP_STATE_COMMITTED:
+                /* All of the message but its end goes out now: until the final dot (or BDAT LAST) the
+                 * server keeps nothing, so a failure up to there is a plain retry, never a doubt. */
                 if (c->opts.timeout_ms == 0)
                         net_stream_set_timeouts(&c->stream, c->stream.connect_timeout_ms, FINAL_REPLY_TIMEOUT, 0);
                 if (c->use_chunking)
                         send_bdat(c);
                 else
                         send_data_body(c);
+                if (!c->opts.committing)
+                        return enter_state(c, SMTP_STATE_COMMITTED);
+                /* The owner answers with smtp_client_commit_ready(); only a BDAT reply is due meanwhile. */
+                net_stream_set_waiting(&c->stream, c->bdat_reply_due);
+                c->opts.committing(c, c->userdata);
+                break;
+        case SMTP_STATE_COMMITTED:
+                if (c->opts.timeout_ms == 0)
+                        net_stream_set_timeouts(&c->stream, c->stream.connect_timeout_ms, FINAL_REPLY_TIMEOUT, 0);
+                if (c->use_chunking)
+                        send_text(c, "BDAT 0 LAST\r\n", 13);
+                else
+                        send_text(c, ".\r\n", 3);
                 net_stream_set_waiting(&c->stream, true);
                 break;
         case SMTP_STATE_QUIT:
@@ -488,6 +498,13 @@ static void sasl_continue(SmtpClient *c, const SmtpReply *r) {
 }
 
 static void on_reply(SmtpClient *c, const SmtpReply *r) {
+        if (c->bdat_reply_due && (c->state == SMTP_STATE_GATE || c->state == SMTP_STATE_COMMITTED)) {
+                /* The message's chunk; the verdict comes with the reply to BDAT 0 LAST. */
+                c->bdat_reply_due = false;
+                if (!smtp_reply_is_positive(r->code))
+                        return finish_reply(c, r, "message refused");
+                return;
+        }
         switch (c->state) {
         case SMTP_STATE_GREETING:
                 if (r->code != 220)

@@ -10,9 +10,10 @@
  * queued) → send → the verdict into the store → claim the next. With nothing
  * due, the timer is set for the earliest next_attempt.
  *
- * The "unknown" window: an item is SENDING in the store from its claim; just
- * before the body and its final dot go out, the client waits at a gate while
- * the item becomes COMMITTING (a barrier commit), and only then sends. A
+ * The "unknown" window: an item is SENDING in the store from its claim; once
+ * the body is on its way (DATA without the final dot, or a BDAT chunk that is
+ * not LAST), the client waits at a gate while the item becomes COMMITTING (a
+ * barrier commit), and only then sends the final dot (BDAT 0 LAST). A
  * crash before the gate leaves it SENDING, and smtp_outbox_start() queues it
  * again (the server never had all of it); a crash after leaves it COMMITTING,
  * and it becomes UNKNOWN: never sent twice, and only the true window between
