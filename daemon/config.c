@@ -665,9 +665,7 @@ static void validate(Parser *p, mode_t file_mode) {
 }
 
 int config_load(const char *path, Config **retp, char **errp) {
-        _cleanup_(config_freep) Config *c = NULL;
         _cleanup_fclose_ FILE *f = NULL;
-        Parser p = { .path = path, .at_line_start = true };
         struct stat st;
         int r;
 
@@ -679,6 +677,15 @@ int config_load(const char *path, Config **retp, char **errp) {
                         *errp = NULL;
                 return r;
         }
+        return config_load_stream(f, path, st.st_mode, retp, errp);
+}
+
+int config_load_stream(FILE *f, const char *path, mode_t file_mode, Config **retp, char **errp) {
+        _cleanup_(config_freep) Config *c = NULL;
+        Parser p = { .path = path, .at_line_start = true };
+        int r;
+
+        *errp = NULL;
         c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
@@ -702,7 +709,7 @@ int config_load(const char *path, Config **retp, char **errp) {
                         p.line = p.line ? p.line : 1;
                         parser_error(&p, NULL, "no [account NAME] section");
                 } else
-                        validate(&p, st.st_mode);
+                        validate(&p, file_mode);
         }
         if (p.error) {
                 *errp = p.error;

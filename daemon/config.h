@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
 
 typedef enum ServerProto {
         SERVER_NONE,
@@ -90,6 +92,13 @@ typedef struct Config {
  * -errno with *errp naming the file.
  */
 int config_load(const char *path, Config **retp, char **errp);
+
+/*
+ * config_load() on an open stream: path names it in messages and file_mode is
+ * its permission bits (a plaintext password needs 0600). The stream is read to
+ * the end and left open. Lets the fuzz target feed bytes without a file.
+ */
+int config_load_stream(FILE *f, const char *path, mode_t file_mode, Config **retp, char **errp);
 
 /* Drops a reference to c (NULL allowed) and frees it with the last one, wiping
  * the passwords; returns NULL. config_load() hands out the first reference. */

@@ -71,6 +71,12 @@ extern const int ipc_reply_deferred_tag;
 /* An error reply; the message is made valid UTF-8. NULL on OOM. */
 DBusMessage *ipc_reply_error(DBusMessage *m, const char *name, const char *fmt, ...) _printf_(3, 4);
 
+/* Builds the reply to the method call m: finds the object, the method and
+ * checks the exact signature, then runs the method. Returns the reply, or
+ * IPC_REPLY_DEFERRED, or NULL on OOM. server.c's message callback sends what
+ * it returns; the fuzz target (ipc/fuzz-dbus-args.c) calls it directly. */
+DBusMessage *ipc_server_call(IpcServer *s, DBusMessage *m);
+
 /* Introspection XML for o (malloc'd); NULL on OOM. */
 char *ipc_server_introspect(IpcServer *s, const IpcObject *o);
 

@@ -467,8 +467,7 @@ static bool object_has_interface(const IpcObject *o, const char *iface) {
                (o->kind == IPC_OBJECT_ACCOUNT && strcmp(iface, IPC_IFACE_ACCOUNT) == 0);
 }
 
-/* Builds the reply to a method call; NULL on OOM. */
-static DBusMessage *server_call(IpcServer *s, DBusMessage *m) {
+DBusMessage *ipc_server_call(IpcServer *s, DBusMessage *m) {
         const char *path = dbus_message_get_path(m), *iface = dbus_message_get_interface(m),
                    *member = dbus_message_get_member(m);
         const IpcMethod *found = NULL;
@@ -512,7 +511,7 @@ static DBusHandlerResult server_message_cb(DBusConnection *conn, DBusMessage *m,
         }
         if (dbus_message_get_type(m) != DBUS_MESSAGE_TYPE_METHOD_CALL || s->closing)
                 return DBUS_HANDLER_RESULT_NOT_YET_HANDLED;
-        reply = server_call(s, m);
+        reply = ipc_server_call(s, m);
         if (!reply)
                 return DBUS_HANDLER_RESULT_NEED_MEMORY;
         if (reply != IPC_REPLY_DEFERRED) { /* else the method answers later */

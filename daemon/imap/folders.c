@@ -1,8 +1,8 @@
 /*
  * Folder selection and roles for the sync engine. The pattern matcher is a
- * plain backtracking glob over the decoded (UTF-8) name, byte by byte, so
+ * glob over the decoded (UTF-8) name, byte by byte, so
  * patterns and names compare in the same encoding the user typed in the
- * config; it recurses only on "*" and "%" and patterns are short.
+ * config; it runs in time proportional to pattern length times name length.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,21 +12,36 @@
 #include "daemon/imap/parser.h"
 #include "util/macro.h"
 
+/*
+ * Whether pattern p matches all of s. Dynamic programming over suffixes,
+ * O(strlen(p) * strlen(s)): backtracking on every "*" and "%" takes
+ * exponential time on patterns like "*a*a*a*b" against a long server name.
+ * row[i] says whether p[k..] matches s[i..], for k from the end down to 0.
+ * False when out of memory (the folder is then not synced).
+ */
 static bool glob_match(const char *p, const char *s, char delim) {
-        for (; *p; p++, s++) {
-                if (*p == '*' || *p == '%') {
-                        /* Try every split; "%" may not swallow the delimiter. */
-                        for (const char *t = s;; t++) {
-                                if (glob_match(p + 1, t, delim))
-                                        return true;
-                                if (!*t || (*p == '%' && delim && *t == delim))
-                                        return false;
-                        }
+        size_t lp = strlen(p), ls = strlen(s);
+        _cleanup_free_ bool *next = calloc(ls + 2, sizeof *next), *row = calloc(ls + 2, sizeof *row);
+
+        if (!next || !row)
+                return false;
+        next[ls] = true; /* the empty pattern matches only the empty rest */
+        for (size_t k = lp; k-- > 0;) {
+                bool *swap;
+
+                for (size_t i = ls + 1; i-- > 0;) {
+                        if (p[k] == '*' || p[k] == '%')
+                                /* Match nothing here, or swallow s[i] ("%" not the delimiter) and stay. */
+                                row[i] = next[i] ||
+                                         (i < ls && (p[k] == '*' || !delim || s[i] != delim) && row[i + 1]);
+                        else
+                                row[i] = i < ls && s[i] == p[k] && next[i + 1];
                 }
-                if (*s != *p)
-                        return false;
+                swap = next;
+                next = row;
+                row = swap;
         }
-        return *s == '\0';
+        return next[0];
 }
 
 /* INBOX is case-insensitive, and so is the INBOX prefix of its children. */

@@ -563,6 +563,10 @@ int smtp_message_prepare(const char *raw, size_t n, const SmtpPrepareOptions *op
                 char unique[64], *id = NULL;
                 const char *domain = smtp_address_domain(m->mail_from);
 
+                /* A domain longer than DNS allows (253) would push the line past
+                 * SMTP_PREPARE_LINE_MAX: the id only needs to be unique. */
+                if (domain && strlen(domain) > 253)
+                        domain = NULL;
                 if (!opts->unique) {
                         uint8_t rnd[12];
 
