@@ -116,6 +116,8 @@ static void on_line(Fake *f, const char *line) {
         snprintf(f->transcript + strlen(f->transcript), sizeof f->transcript - strlen(f->transcript), "%s\n", line);
         if (strncmp(line, "BDAT ", 5) == 0) {
                 f->bdat_left = strtoul(line + 5, NULL, 10);
+                if (f->bdat_left == 0)
+                        answer(f, "BDAT"); /* BDAT 0 LAST: no bytes follow */
                 return;
         }
         answer(f, line);
@@ -275,16 +277,16 @@ static void run_case(const Case *c) {
         }
 
 static const Case cases[] = {
-        {"chunking and pipelining: BDAT LAST with the bytes as prepared, DSN parameters",
+        {"chunking and pipelining: one BDAT chunk with the bytes as prepared, then BDAT 0 LAST; DSN parameters",
          .rules = {OK_RULES(EHLO_FULL),
                    {"RCPT", "250 2.1.5 ok\r\n"},
                    {"BDAT", "250 2.0.0 queued as A\r\n"},
                    {"QUIT", "221 bye\r\n"}},
          .message = MSG, .opts = {.dsn_notify = "FAILURE,DELAY", .dsn_ret = "HDRS", .dsn_envid = "id+1"},
          .want_outcome = SMTP_OUTCOME_SENT, .want_code = 250, .want_accepted = 2,
-         .want_seen = {"EHLO ", "AUTH PLAIN ", "MAIL FROM:<a@example.org> SIZE=160 RET=HDRS ENVID=id+2B1",
-                       "RCPT TO:<b@example.org> NOTIFY=FAILURE,DELAY ORCPT=rfc822;b@example.org", "BDAT 160 LAST",
-                       "QUIT"},
+         .want_seen = {"AUTH PLAIN ", "MAIL FROM:<a@example.org> SIZE=160 RET=HDRS ENVID=id+2B1",
+                       "RCPT TO:<b@example.org> NOTIFY=FAILURE,DELAY ORCPT=rfc822;b@example.org",
+                       "BDAT 160\n", "BDAT 0 LAST\n", "QUIT"},
          .want_body = PREPARED},
         {"no chunking: DATA with dot-stuffing, no DSN when not offered",
          .rules = {OK_RULES(EHLO_DATA),
