@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "store/db.h"
+#include "store/fts-tokenizer.h"
 #include "util/log.h"
 
 #if defined(HAVE_CRYPT_VFS)
@@ -119,6 +120,12 @@ int store_db_open(const char *path, const uint8_t *key, int flags, sqlite3 **dbp
                           NULL, NULL, NULL);
         if (rc != SQLITE_OK) {
                 log_error("store: %s: %s (the store is damaged or the key is wrong)", path, sqlite3_errmsg(db));
+                return store_db_errno(rc);
+        }
+        /* Before any statement touches the search table (the schema's, its triggers'). */
+        rc = store_fts_register(db);
+        if (rc != SQLITE_OK) {
+                log_error("store: %s: cannot register the search tokenizer: %s", path, sqlite3_errstr(rc));
                 return store_db_errno(rc);
         }
         *dbp = TAKE_PTR(db);

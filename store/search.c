@@ -20,6 +20,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "store/fts-tokenizer.h"
 #include "store/search.h"
 #include "store/store-private.h"
 
@@ -69,7 +70,9 @@ static size_t utf8_chars(const char *s) {
 /* The FTS5 query for the trigrams of text (3+ characters), ANDed: each one
  * a string in double quotes, quotes doubled. The index has no positions
  * (detail=none), so this finds the documents holding every trigram anywhere;
- * the LIKE beside it keeps those where text is one substring of the column. */
+ * the LIKE beside it keeps those where text is one substring of the column.
+ * Trigrams holding a blank are not in the index (store/fts-tokenizer.c) and
+ * are left out here too: "" when none is left. */
 static char *fts_trigrams(const char *text) {
         size_t n = strlen(text);
         char *out = malloc(16 * n + 16), *p = out; /* a byte is in three trigrams at most, doubled when a quote */
@@ -81,15 +84,17 @@ static char *fts_trigrams(const char *text) {
                 while (*++c3 && ((unsigned char)*c3 & 0xc0) == 0x80)
                         ;
         for (;;) {
-                if (p > out)
-                        p += sprintf(p, " AND ");
-                *p++ = '"';
-                for (const char *t = c0; t < c3; t++) {
-                        if (*t == '"')
-                                *p++ = '"';
-                        *p++ = *t;
+                if (!store_fts_token_has_blank(c0, (size_t)(c3 - c0))) {
+                        if (p > out)
+                                p += sprintf(p, " AND ");
+                        *p++ = '"';
+                        for (const char *t = c0; t < c3; t++) {
+                                if (*t == '"')
+                                        *p++ = '"';
+                                *p++ = *t;
+                        }
+                        *p++ = '"';
                 }
-                *p++ = '"';
                 if (!*c3)
                         break;
                 while (*++c0 && ((unsigned char)*c0 & 0xc0) == 0x80)
@@ -121,6 +126,7 @@ static char *like_pattern(const char *text) {
 /* A text term in column (NULL: every indexed column; the columns are the same names in search and messages). */
 static int add_text(Builder *b, const char *column, const char *text) {
         static const char *const all[] = {"subject", "from_addr", "to_addr", "cc_addr", "body"};
+        _cleanup_free_ char *trigrams = NULL;
         bool first = true;
         int n, k;
 
@@ -134,12 +140,15 @@ static int add_text(Builder *b, const char *column, const char *text) {
                 add_cond(b, "m.%s LIKE ?%d ESCAPE '\\'", column, n);
                 return 0;
         }
-        if (utf8_chars(text) >= 3) { /* the index finds candidates, LIKE checks them */
-                k = add_param(b, fts_trigrams(text));
+        trigrams = utf8_chars(text) >= 3 ? fts_trigrams(text) : strdup("");
+        if (!trigrams)
+                return -ENOMEM;
+        if (*trigrams) { /* the index finds candidates, LIKE checks them */
+                k = add_param(b, TAKE_PTR(trigrams));
                 if (k < 0)
                         return k;
                 add_cond(b, "m.id IN (SELECT rowid FROM search WHERE search MATCH ?%d AND (", k);
-        } else { /* too short for trigrams: a scan */
+        } else { /* too short for trigrams, or only blanks between short words: a scan */
                 add_cond(b, "m.id IN (SELECT rowid FROM search WHERE (");
         }
         for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
