@@ -140,10 +140,9 @@ static int add_text(Builder *b, const char *column, const char *text) {
                 add_cond(b, "m.%s LIKE ?%d ESCAPE '\\'", column, n);
                 return 0;
         }
-        trigrams = utf8_chars(text) >= 3 ? fts_trigrams(text) : strdup("");
-        if (!trigrams)
+        if (utf8_chars(text) >= 3 && !(trigrams = fts_trigrams(text)))
                 return -ENOMEM;
-        if (*trigrams) { /* the index finds candidates, LIKE checks them */
+        if (trigrams && *trigrams) { /* the index finds candidates, LIKE checks them */
                 k = add_param(b, TAKE_PTR(trigrams));
                 if (k < 0)
                         return k;

@@ -89,6 +89,17 @@ static int64_t upsert_folder(Store *s, int64_t account_id, const char *name) {
         return w.id;
 }
 
+/* Opens (creating) the store at dir/name and gives it the account "work"; returns the account id. */
+static int64_t open_with_account(const char *dir, const char *name, char *path, size_t path_size, Store **sp) {
+        Wait w = {};
+
+        snprintf(path, path_size, "%s/%s", dir, name);
+        check(store_open(&loop, path, key, sp) == 0);
+        check(store_account_upsert(*sp, "work", wait_id_cb, &w) == 0);
+        check(wait_for(&loop, &w) == 0);
+        return w.id;
+}
+
 static int64_t insert(Store *s, int64_t folder_id, uint32_t uid, int64_t date, uint32_t flags, const char *from,
                       const char *to, const char *subject) {
         StoreMessage m = {
@@ -167,11 +178,7 @@ static void test_search(const char *dir) {
         Wait w = {};
         Store *s;
 
-        snprintf(path, sizeof(path), "%s/search.db", dir);
-        check(store_open(&loop, path, key, &s) == 0);
-        check(store_account_upsert(s, "work", wait_id_cb, &w) == 0);
-        check(wait_for(&loop, &w) == 0);
-        acct = w.id;
+        acct = open_with_account(dir, "search.db", path, sizeof(path), &s);
         inbox = upsert_folder(s, acct, "INBOX");
         archive = upsert_folder(s, acct, "Archive");
         m1 = insert(s, inbox, 1, 1704888000 /* 2024-01-10 12:00 UTC */, 0, "Taro <taro@example.jp>", "me@example.org",
@@ -320,11 +327,7 @@ static void test_index_shape(const char *dir) {
         Wait w = {};
         Store *s;
 
-        snprintf(path, sizeof(path), "%s/leaves.db", dir);
-        check(store_open(&loop, path, key, &s) == 0);
-        check(store_account_upsert(s, "work", wait_id_cb, &w) == 0);
-        check(wait_for(&loop, &w) == 0);
-        acct = w.id;
+        acct = open_with_account(dir, "leaves.db", path, sizeof(path), &s);
         inbox = upsert_folder(s, acct, "INBOX");
         docs = calloc(N_DOCS, sizeof(*docs));
         check(docs);
@@ -342,7 +345,6 @@ static void test_index_shape(const char *dir) {
                                                         "b@example.org", "leaves"),
                                            .body = b};
         }
-        w = (Wait){};
         check(store_search_put(s, docs, N_DOCS, wait_done_cb, &w) == 0);
         check(wait_for(&loop, &w) == 0);
         close_store(s);
