@@ -128,6 +128,7 @@ static int add_text(Builder *b, const char *column, const char *text) {
         static const char *const all[] = {"subject", "from_addr", "to_addr", "cc_addr", "body"};
         _cleanup_free_ char *trigrams = NULL;
         bool first = true;
+        size_t chars;
         int n, k;
 
         if (!*text)
@@ -135,12 +136,13 @@ static int add_text(Builder *b, const char *column, const char *text) {
         n = add_param(b, like_pattern(text));
         if (n < 0)
                 return n;
-        if (utf8_chars(text) < 3 && column && strcmp(column, "body") != 0) {
+        chars = utf8_chars(text);
+        if (chars < 3 && column && strcmp(column, "body") != 0) {
                 /* The row's own field: found before indexing too. */
                 add_cond(b, "m.%s LIKE ?%d ESCAPE '\\'", column, n);
                 return 0;
         }
-        if (utf8_chars(text) >= 3 && !(trigrams = fts_trigrams(text)))
+        if (chars >= 3 && !(trigrams = fts_trigrams(text)))
                 return -ENOMEM;
         if (trigrams && *trigrams) { /* the index finds candidates, LIKE checks them */
                 k = add_param(b, TAKE_PTR(trigrams));
